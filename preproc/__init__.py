@@ -1,0 +1,26 @@
+"""preproc: make small, low-resolution text and face crops readable for machines."""
+
+import logging
+
+from .enhance import EnhanceResult, Enhancer, enhance
+from .errors import PreprocError
+from .io import load_image
+from .presets import Preset, get_preset
+from .upscalers import create_upscaler, register_upscaler, upscaler_names
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "EnhanceResult",
+    "Enhancer",
+    "Preset",
+    "PreprocError",
+    "create_upscaler",
+    "enhance",
+    "get_preset",
+    "load_image",
+    "register_upscaler",
+    "upscaler_names",
+]

@@ -1,0 +1,154 @@
+"""The upscaler protocol: what every backend declares and does.
+
+A backend is a thin object around a model: it declares its scale factor and its size
+rules as data (:class:`SizeRequirements`), owns its device and dtype, and upscales a
+*batch* of tiles. Tiling, padding and blending are done for it by
+:class:`~preproc.upscalers.tiled.TiledUpscaler`; a backend that tiles internally (SD x4
+tiles its latent) overrides :meth:`Upscaler.run` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from ..presets import Preset
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SizeRequirements:
+    """What input sizes a model accepts (the idea of spandrel's ``SizeRequirements``)."""
+
+    minimum: int = 1
+    """The smallest height and width the model accepts; smaller inputs are padded."""
+    multiple_of: int = 1
+    """Height and width must be multiples of this; other sizes are padded."""
+
+    def padded_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size an image of ``height`` x ``width`` is padded to before the model sees it."""
+        from ..tiling import padded_length
+
+        return (
+            padded_length(height, self.multiple_of, self.minimum),
+            padded_length(width, self.multiple_of, self.minimum),
+        )
+
+
+@dataclass
+class RunInfo:
+    """What a run did, for ``EnhanceResult.meta``."""
+
+    tiles: int = 1
+    grid: tuple[int, int] = (1, 1)
+    tile: int | None = None
+    overlap: int = 0
+    batch_size: int = 1
+    padded_to: tuple[int, int] | None = None
+    extra: dict[str, Any] | None = None
+
+    def as_meta(self) -> dict[str, Any]:
+        d = {
+            "tiles": self.tiles,
+            "tile_grid": list(self.grid),
+            "tile": self.tile,
+            "overlap": self.overlap,
+            "tile_batch_size": self.batch_size,
+            "padded_to": list(self.padded_to) if self.padded_to else None,
+        }
+        if self.extra:
+            d.update(self.extra)
+        return d
+
+
+class Upscaler(ABC):
+    """Base class of every backend.
+
+    Subclasses set ``name``, ``scale`` and ``size_requirements`` and implement
+    :meth:`upscale`. ``device``/``dtype`` are the caller's (diffusers' convention):
+    given at construction, changed with :meth:`to`.
+    """
+
+    name: ClassVar[str] = "base"
+    #: Integer scale factor of one :meth:`upscale` call (classical backends may be fractional).
+    scale: float = 4
+    size_requirements: SizeRequirements = SizeRequirements()
+    #: Whether this backend can run without network access once installed.
+    offline: ClassVar[bool] = True
+
+    def __init__(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None):
+        from ..devices import resolve_device, resolve_dtype
+
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.default_dtype(self.device))
+
+    # --- to override -------------------------------------------------------------
+    def default_dtype(self, device: torch.device) -> torch.dtype:
+        """The dtype used when the caller gives none (float32 unless a backend knows better)."""
+        return torch.float32
+
+    @abstractmethod
+    def upscale(self, batch: torch.Tensor) -> torch.Tensor:
+        """Upscale ``batch`` ``(B, 3, h, w)`` float in [0, 1] to ``(B, 3, h*scale, w*scale)``.
+
+        ``h`` and ``w`` satisfy :attr:`size_requirements`. Output is float, in [0, 1],
+        on any device (the caller moves it).
+        """
+
+    def tile_for_budget(self, budget_bytes: int) -> int | None:
+        """Largest input tile side that fits ``budget_bytes``; ``None`` means no tiling needed."""
+        return None
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """Whether this backend can be constructed here without downloading anything."""
+        return True
+
+    # --- provided ----------------------------------------------------------------
+    def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> Upscaler:
+        """Move to another device/dtype (subclasses move their modules in :meth:`_moved`)."""
+        from ..devices import resolve_device, resolve_dtype
+
+        if device is not None:
+            self.device = resolve_device(device)
+        if dtype is not None:
+            self.dtype = resolve_dtype(dtype)
+        self._moved()
+        return self
+
+    def _moved(self) -> None:
+        """Hook for subclasses holding torch modules."""
+
+    def run(
+        self,
+        image: np.ndarray,
+        preset: Preset,
+        *,
+        generator: torch.Generator | None = None,
+        progress: bool | None = None,
+    ) -> tuple[np.ndarray, RunInfo]:
+        """Upscale one ``(H, W, 3)`` float image by :attr:`scale`, tiled per ``preset``.
+
+        Returns the ``(H*scale, W*scale, 3)`` float32 array and what was done.
+        """
+        from .tiled import TiledUpscaler
+
+        tiler = TiledUpscaler(
+            self,
+            tile=preset.tile,
+            overlap=preset.overlap,
+            blend=preset.blend,
+            batch_size=preset.batch_size,
+            progress=progress,
+        )
+        return tiler.run(image)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(scale={self.scale}, device={self.device}, dtype={self.dtype})"

@@ -1,0 +1,45 @@
+"""Backends by name. Entries are ``module:Class`` strings imported on first use, so
+``import preproc`` does not import diffusers or spandrel."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ..errors import UnknownUpscalerError
+from .base import Upscaler
+
+_REGISTRY: dict[str, str] = {
+    "bicubic": "preproc.upscalers.classic:BicubicUpscaler",
+    "lanczos": "preproc.upscalers.classic:LanczosUpscaler",
+    "nearest": "preproc.upscalers.classic:NearestUpscaler",
+}
+
+
+def register_upscaler(name: str, target: str | type[Upscaler]) -> None:
+    """Register a backend under ``name``: a class or a ``"module:Class"`` string."""
+    if isinstance(target, type):
+        target = f"{target.__module__}:{target.__qualname__}"
+    _REGISTRY[name] = target
+
+
+def upscaler_names() -> list[str]:
+    """Names of all registered backends."""
+    return sorted(_REGISTRY)
+
+
+def upscaler_class(name: str) -> type[Upscaler]:
+    """The class registered under ``name``."""
+    try:
+        target = _REGISTRY[name]
+    except KeyError:
+        raise UnknownUpscalerError(
+            f"no upscaler named {name!r}; available: {', '.join(upscaler_names())}"
+        ) from None
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def create_upscaler(name: str, **kwargs: Any) -> Upscaler:
+    """Construct the backend registered under ``name`` with ``kwargs`` (device, dtype, model...)."""
+    return upscaler_class(name)(**kwargs)

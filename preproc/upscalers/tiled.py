@@ -1,0 +1,145 @@
+"""The tiling adapter: pad -> plan -> batch tiles -> upscale -> blend -> crop back.
+
+Memory is bounded by the tile, not the image: tiles go to the model's device in
+batches, the blended output accumulates on the CPU. On out-of-memory the batch size
+halves, then the tile side halves, and the run continues (a warning says so).
+"""
+
+from __future__ import annotations
+
+import logging
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..devices import is_out_of_memory, memory_budget
+from ..errors import ConfigError
+from ..tiling import BLEND_KINDS, BlendAccumulator, TileBox, grid_shape, plan_tiles, tile_weights
+from .base import RunInfo, Upscaler
+
+logger = logging.getLogger(__name__)
+
+
+def pad_reflect(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pad ``(H, W, C)`` at the bottom/right to ``height`` x ``width`` by mirror reflection.
+
+    numpy's reflect mode repeats the reflection when the pad is larger than the image,
+    so even a 1-pixel crop can be padded to any size.
+    """
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return image
+    mode = "reflect" if h > 1 and w > 1 else "edge"
+    return np.pad(image, ((0, height - h), (0, width - w), (0, 0)), mode=mode)
+
+
+class TiledUpscaler:
+    """Run an :class:`Upscaler` over an image of any size in overlapping tiles.
+
+    ``tile`` and ``overlap`` are in input pixels; ``tile=None`` asks the backend for a
+    tile from its memory budget (or no tiling when it needs none). ``blend`` is one of
+    ``cosine``, ``linear``, ``gaussian`` or ``none`` (hard paste, for comparison only).
+    """
+
+    def __init__(
+        self,
+        upscaler: Upscaler,
+        *,
+        tile: int | None = None,
+        overlap: int = 16,
+        blend: str = "cosine",
+        batch_size: int = 4,
+        progress: bool | None = None,
+        memory_budget_bytes: int | str | None = None,
+    ):
+        if blend not in BLEND_KINDS:
+            raise ConfigError(f"blend must be one of {', '.join(BLEND_KINDS)}; got {blend!r}")
+        if tile is not None and tile < 1:
+            raise ConfigError(f"tile must be a positive number of input pixels or None, got {tile}")
+        if overlap < 0:
+            raise ConfigError(f"overlap must be >= 0 input pixels, got {overlap}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        self.upscaler = upscaler
+        self.tile = tile
+        self.overlap = overlap
+        self.blend = blend
+        self.batch_size = batch_size
+        self.progress = progress
+        self.memory_budget_bytes = memory_budget_bytes
+
+    def _auto_tile(self) -> int | None:
+        budget = memory_budget(self.upscaler.device, self.memory_budget_bytes)
+        return self.upscaler.tile_for_budget(budget)
+
+    def run(self, image: np.ndarray) -> tuple[np.ndarray, RunInfo]:
+        """Upscale ``(H, W, 3)`` float32 in [0, 1]; return ``(H*s, W*s, 3)`` and a :class:`RunInfo`."""
+        up = self.upscaler
+        h, w = image.shape[:2]
+        ph, pw = up.size_requirements.padded_size(h, w)
+        padded = pad_reflect(image, ph, pw)
+        tile = self.tile if self.tile is not None else self._auto_tile()
+        batch_size = self.batch_size
+        while True:
+            try:
+                out, info = self._run_padded(padded, tile, batch_size)
+                break
+            except Exception as exc:  # noqa: BLE001 - only OOM is retried, the rest re-raised
+                if not is_out_of_memory(exc):
+                    raise
+                if up.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if batch_size > 1:
+                    batch_size //= 2
+                    logger.warning("out of memory: retrying with %d tiles per batch", batch_size)
+                    continue
+                current = tile or max(ph, pw)
+                new = current // 2
+                floor = max(up.size_requirements.minimum, 2 * self.overlap + up.size_requirements.multiple_of, 16)
+                if new < floor:
+                    raise
+                logger.warning("out of memory at tile %d px: retrying with tile %d px", current, new)
+                tile = new
+        s = int(up.scale)
+        info.padded_to = (ph, pw) if (ph, pw) != (h, w) else None
+        return out[: h * s, : w * s], info
+
+    def _run_padded(self, image: np.ndarray, tile: int | None, batch_size: int) -> tuple[np.ndarray, RunInfo]:
+        up = self.upscaler
+        ph, pw = image.shape[:2]
+        req = up.size_requirements
+        boxes = plan_tiles(ph, pw, tile or max(ph, pw), self.overlap, req.multiple_of, req.minimum)
+        if len(boxes) > 1 and float(up.scale) != int(up.scale):
+            raise ConfigError(f"tiling needs an integer scale; {up.name} has scale {up.scale}")
+        s = int(up.scale) if len(boxes) > 1 else up.scale
+        src = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))  # (3, H, W) on CPU
+        if len(boxes) == 1:
+            with torch.inference_mode():
+                res = up.upscale(src[None].to(up.device, up.dtype))[0].float().clamp(0, 1).cpu()
+            out = res.numpy().transpose(1, 2, 0)
+            return np.ascontiguousarray(out), RunInfo(tiles=1, grid=(1, 1), tile=tile, overlap=0, batch_size=1)
+        acc = BlendAccumulator((3, ph * s, pw * s), paste=self.blend == "none")
+        bar = tqdm(total=len(boxes), desc=f"{up.name} tiles", unit="tile", disable=_disable(self.progress), leave=False)
+        try:
+            for i in range(0, len(boxes), batch_size):
+                chunk = boxes[i : i + batch_size]
+                batch = torch.stack([src[:, b.y0 : b.y1, b.x0 : b.x1] for b in chunk])
+                with torch.inference_mode():
+                    res = up.upscale(batch.to(up.device, up.dtype)).float().clamp(0, 1).cpu().numpy()
+                for b, r in zip(chunk, res):
+                    sb: TileBox = b.scaled(s)
+                    acc.add(r, sb, tile_weights(b, self.blend if self.blend != "none" else "cosine", s))
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+        out = acc.result().transpose(1, 2, 0)
+        info = RunInfo(tiles=len(boxes), grid=grid_shape(boxes), tile=max(boxes[0].height, boxes[0].width),
+                       overlap=self.overlap, batch_size=batch_size)
+        return np.ascontiguousarray(out), info
+
+
+def _disable(progress: bool | None) -> bool | None:
+    """tqdm's ``disable``: None lets tqdm turn itself off when stderr is not a TTY."""
+    if progress is None:
+        return None
+    return not progress
