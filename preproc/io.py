@@ -13,7 +13,8 @@ The internal form is a ``float32`` numpy array of shape ``(H, W, 3)``, RGB, valu
 
 Alpha is composited on **white** (documents and screenshots have light backgrounds;
 black would turn transparent text backgrounds into dark blobs). 16-bit and 32-bit
-integer PIL modes are scaled by their dtype's range, mode ``F`` is taken as ``[0, 1]``.
+integer PIL modes are scaled by their dtype's range; mode ``F`` is taken as ``[0, 1]``,
+or as ``[0, 255]`` (what PIL's own ``convert("F")`` gives) when its values lie in that range.
 """
 
 from __future__ import annotations
@@ -157,7 +158,11 @@ def _from_pil(img: Image.Image, *, max_pixels: int | None) -> np.ndarray:
             hi = 65535.0
         return _gray_to_rgb(np.clip(arr.astype(np.float32) / hi, 0.0, 1.0))
     if mode == "F":
-        return _from_array(np.asarray(img, dtype=np.float32), max_pixels=max_pixels, what="PIL image (mode F)")
+        f = np.asarray(img, dtype=np.float32)
+        # PIL's own convert("F") keeps the 0..255 scale; arrays made by users are usually 0..1.
+        if np.isfinite(f).all() and f.max(initial=0) > 1.0 + FLOAT_TOLERANCE and f.min(initial=0) >= 0 and f.max() <= 255:
+            f = f / 255.0
+        return _from_array(f, max_pixels=max_pixels, what="PIL image (mode F)")
     # CMYK, YCbCr, LAB, HSV...: PIL knows how to get RGB.
     try:
         rgb = img.convert("RGB")
