@@ -2,7 +2,7 @@
 
 import logging
 
-from .enhance import EnhanceResult, Enhancer, enhance
+from .enhance import Enhancer, EnhanceResult, enhance
 from .errors import PreprocError
 from .io import load_image
 from .presets import Preset, get_preset

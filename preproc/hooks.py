@@ -12,11 +12,11 @@ Hooks run in order, also when the gate skipped enhancement (then ``after`` is th
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from PIL import Image
 
-Hook = Callable[[Image.Image, Image.Image, dict], Optional[Image.Image]]
+Hook = Callable[[Image.Image, Image.Image, dict], "Image.Image | None"]
 
 
 def run_hooks(hooks: list[Hook] | tuple[Hook, ...], before: Image.Image, after: Image.Image, meta: dict) -> Image.Image:

@@ -125,8 +125,8 @@ def plan_axis(length: int, tile: int, overlap: int, multiple_of: int = 1, minimu
         )
     # Work in units of multiple_of so every start is a multiple.
     m = multiple_of
-    L, T, O = length // m, t // m, ov // m
-    n = math.ceil((L - O) / (T - O))
+    L, T, V = length // m, t // m, ov // m
+    n = math.ceil((L - V) / (T - V))
     starts = [round(i * (L - T) / (n - 1)) * m for i in range(n)]
     spans = []
     for i, s in enumerate(starts):

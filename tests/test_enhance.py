@@ -32,7 +32,9 @@ def x_height_of(size: int) -> float:
 # --- presets -------------------------------------------------------------------------
 def test_presets_are_frozen_and_overridable():
     p = get_preset("ocr")
-    with pytest.raises(Exception):
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
         p.noise_level = 3  # type: ignore[misc]
     q = get_preset("ocr", noise_level=5, tile=64)
     assert q.noise_level == 5 and q.tile == 64 and p.noise_level != 5

@@ -123,7 +123,7 @@ class Upscaler(ABC):
         self._moved()
         return self
 
-    def _moved(self) -> None:
+    def _moved(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Hook for subclasses holding torch modules."""
 
     def run(

@@ -8,6 +8,7 @@ halves, then the tile side halves, and the run continues (a warning says so).
 from __future__ import annotations
 
 import logging
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
