@@ -13,14 +13,14 @@ demo: setup
 	$(PY) -m preproc.demo
 
 test: setup
-	$(PY) -m ruff check preproc tests benchmarks
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 lint: setup
-	$(PY) -m ruff check preproc tests benchmarks
+	$(PY) -m ruff check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
