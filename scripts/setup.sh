@@ -49,7 +49,9 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(hash_inputs)" ] && [ -x "$VENV/bi
 fi
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-PIP="$VENV/bin/python -m pip"
+# This machine kind's pip config names local wheel folders that may not exist; hide that noise.
+pip_quiet() { "$VENV/bin/python" -m pip "$@" 2> >(grep -v "^WARNING: Location '.*' is ignored" >&2); }
+PIP=pip_quiet
 $PIP install -q --upgrade pip >/dev/null
 # torch first, pinned to the build served from local disk on this machine kind.
 $PIP install -q "torch==2.14.1" "torchvision==0.29.1"
