@@ -2,6 +2,7 @@
 
 import logging
 
+from . import compare  # a package that is also callable: preproc.compare(dataset, ...)
 from .enhance import Enhancer, EnhanceResult, enhance
 from .errors import PreprocError
 from .io import load_image
@@ -17,6 +18,7 @@ __all__ = [
     "Enhancer",
     "Preset",
     "PreprocError",
+    "compare",
     "create_upscaler",
     "enhance",
     "get_preset",

@@ -14,6 +14,7 @@ import sys
 
 COMMANDS: list[str] = [
     "preproc.commands.enhance",
+    "preproc.commands.compare",
 ]
 
 

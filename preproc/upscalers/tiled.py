@@ -101,9 +101,12 @@ class TiledUpscaler:
                     raise
                 logger.warning("out of memory at tile %d px: retrying with tile %d px", current, new)
                 tile = new
-        s = int(up.scale)
+        # round(), not int(): a fractional scale (bicubic at the gate's 3.43x) must keep
+        # the whole image, not a crop of int(scale) times the input (the classic backends'
+        # output size is round(side * scale) too).
+        oh, ow = max(1, round(h * up.scale)), max(1, round(w * up.scale))
         info.padded_to = (ph, pw) if (ph, pw) != (h, w) else None
-        return out[: h * s, : w * s], info
+        return out[:oh, :ow], info
 
     def _run_padded(self, image: np.ndarray, tile: int | None, batch_size: int) -> tuple[np.ndarray, RunInfo]:
         up = self.upscaler

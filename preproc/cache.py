@@ -1,0 +1,43 @@
+"""The user cache directory and atomic file writes into it.
+
+Location, first match wins: ``$PREPROC_CACHE_DIR``, ``$XDG_CACHE_HOME/preproc``,
+``~/.cache/preproc``. Nothing is written at import time; folders are made on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def cache_dir(*parts: str) -> Path:
+    """The cache folder (or a sub-folder of it, ``parts``); created if missing."""
+    root = os.environ.get("PREPROC_CACHE_DIR")
+    if root:
+        base = Path(root).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "preproc"
+    path = base.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextmanager
+def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
+
+    A crash or an exception leaves ``path`` untouched (old content or absent) and no
+    temporary file behind.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,178 @@
+"""Variants: how a comparison turns one degraded crop into the image(s) a recognizer reads.
+
+A **candidate** is a named function ``fn(crop, ctx) -> PIL.Image``: ``none`` (the crop
+as it is), every registered upscaler name (through :class:`preproc.Enhancer` with the
+task's preset, i.e. at the gate's scale), and the registered extras (``cleanup``,
+``cleanup-bin`` for OCR; add more with :func:`register_candidate`).
+
+A **variant** is what a report row is about: a mode and a tuple of candidates.
+
+* ``NAME`` (a candidate name): mode ``single``;
+* ``NAME+guard``: mode ``guard``, candidates ``(NAME, "none")``: the enhanced image is
+  kept unless the original crop is recognised more confidently (``keep_if_better``);
+* ``select`` (or any mode in the task's ``modes``, e.g. ``fuse`` for faces): the task's
+  ``default_candidates`` plus every other candidate the run computes, in that order;
+* ``select:a/b/c``: the same mode over exactly the candidates ``a``, ``b``, ``c``.
+
+Each candidate is computed and recognised once per crop, and shared by every variant
+that uses it; a multi-candidate variant costs the sum of its candidates' seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from ..errors import ConfigError
+from ..upscalers import upscaler_class, upscaler_names
+
+logger = logging.getLogger(__name__)
+
+GUARD_SUFFIX = "+guard"
+
+
+@dataclass
+class CandidateContext:
+    """What a candidate function may use: the task's preset and loaded enhancers (one per backend)."""
+
+    preset: str
+    device: Any = None
+    dtype: Any = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    _enhancers: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def upscale(self, image: Image.Image, upscaler: str) -> Image.Image:
+        """``image`` through ``preproc.Enhancer(preset, upscaler)``: the gate picks the scale."""
+        enh = self._enhancers.get(upscaler)
+        if enh is None:
+            from ..enhance import Enhancer
+
+            enh = Enhancer(self.preset, upscaler, device=self.device, dtype=self.dtype, progress=False, **self.overrides)
+            self._enhancers[upscaler] = enh
+        return enh.enhance(image).image
+
+
+CandidateFn = Callable[[Image.Image, CandidateContext], Image.Image]
+
+_CANDIDATES: dict[str, tuple[CandidateFn, tuple[str, ...] | None]] = {}
+
+
+def register_candidate(name: str, fn: CandidateFn, tasks: Sequence[str] | None = None) -> None:
+    """Register candidate ``name``: ``fn(crop, ctx) -> PIL.Image``, for ``tasks`` (None: every task).
+
+    A registered name shadows an upscaler of the same name.
+    """
+    if not name or GUARD_SUFFIX in name or any(ch in name for ch in ",:/"):
+        raise ConfigError(f"candidate name {name!r} must be non-empty without ',', ':', '/' or '+guard'")
+    _CANDIDATES[name] = (fn, tuple(tasks) if tasks is not None else None)
+
+
+def _none(crop: Image.Image, ctx: CandidateContext) -> Image.Image:
+    return crop
+
+
+def _cleanup(crop: Image.Image, ctx: CandidateContext) -> Image.Image:
+    from ..cleanup import clean_text
+
+    return clean_text(ctx.upscale(crop, "bicubic"))
+
+
+def _cleanup_bin(crop: Image.Image, ctx: CandidateContext) -> Image.Image:
+    from ..cleanup import clean_text
+
+    return clean_text(ctx.upscale(crop, "bicubic"), binarize=True)
+
+
+register_candidate("none", _none)
+register_candidate("cleanup", _cleanup, tasks=("ocr",))
+register_candidate("cleanup-bin", _cleanup_bin, tasks=("ocr",))
+
+
+def candidate_names(task: str) -> list[str]:
+    """Every candidate usable for ``task``: the registered ones and the upscaler names."""
+    own = [n for n, (_, tasks) in _CANDIDATES.items() if tasks is None or task in tasks]
+    return sorted(set(own) | set(upscaler_names()))
+
+
+def candidate_fn(name: str, task: str) -> CandidateFn:
+    """The function producing candidate ``name`` for ``task``."""
+    if name in _CANDIDATES:
+        fn, tasks = _CANDIDATES[name]
+        if tasks is not None and task not in tasks:
+            raise ConfigError(f"candidate {name!r} is for task(s) {', '.join(tasks)}, not {task!r}")
+        return fn
+    if name in upscaler_names():
+        return lambda crop, ctx: ctx.upscale(crop, name)
+    raise ConfigError(f"unknown variant {name!r} for task {task!r}; known: {', '.join(candidate_names(task))}")
+
+
+def candidate_unavailable(name: str) -> str | None:
+    """Why candidate ``name`` cannot run here (an upscaler without weights), or None."""
+    if name in _CANDIDATES or name not in upscaler_names():
+        return None
+    try:
+        ok = upscaler_class(name).is_available()
+    except ImportError as e:
+        return f"backend {name!r} cannot be imported: {e}"
+    return None if ok else f"backend {name!r} has no weights available here"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One report row's method: ``mode`` (single, guard, select, fuse...) over ``candidates``."""
+
+    name: str
+    mode: str
+    candidates: tuple[str, ...]
+
+
+def parse_variants(
+    names: Sequence[str],
+    task: str,
+    modes: Sequence[str],
+    default_candidates: Sequence[str],
+) -> list[Variant]:
+    """Parse variant names (see the module docstring) for a task with multi-candidate ``modes``."""
+    if not names:
+        raise ConfigError("no variants given; expected e.g. none,bicubic")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"variants are repeated: {list(names)}")
+    parsed: list[Variant | tuple[str, str]] = []
+    for raw in names:
+        name = raw.strip()
+        if name.endswith(GUARD_SUFFIX):
+            base = name[: -len(GUARD_SUFFIX)]
+            if base in modes or ":" in base or base == "none":
+                raise ConfigError(f"{name!r}: +guard applies to one enhancing variant (e.g. realesrgan+guard)")
+            candidate_fn(base, task)
+            parsed.append(Variant(name, "guard", (base, "none")))
+            continue
+        mode, sep, listed = name.partition(":")
+        if mode in modes:
+            if sep:
+                cands = tuple(c for c in listed.split("/") if c)
+                if len(cands) < 2:
+                    raise ConfigError(f"{name!r}: {mode} needs at least two candidates, e.g. {mode}:none/bicubic")
+                for c in cands:
+                    candidate_fn(c, task)
+                parsed.append(Variant(name, mode, cands))
+            else:
+                parsed.append((name, mode))  # candidates filled in below
+            continue
+        if sep:
+            raise ConfigError(f"{name!r}: only the modes {', '.join(modes)} take a ':' list")
+        candidate_fn(name, task)
+        parsed.append(Variant(name, "single", (name,)))
+    # A bare mode combines the task's defaults and everything else the run computes.
+    computed: list[str] = []
+    for v in parsed:
+        if isinstance(v, Variant):
+            computed += [c for c in v.candidates if c not in computed]
+    pool = list(dict.fromkeys([*default_candidates, *computed]))
+    for c in pool:
+        candidate_fn(c, task)
+    return [Variant(v[0], v[1], tuple(pool)) if isinstance(v, tuple) else v for v in parsed]
