@@ -21,3 +21,16 @@ def shared_datasets() -> Path:
     if not SHARED_DATASETS.is_dir():
         pytest.skip("../shared/datasets is not present")
     return SHARED_DATASETS
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_x4_dir(tmp_path_factory) -> Path:
+    """A tiny random-weight SD x4 upscaler pipeline saved with ``save_pretrained`` (a folder).
+
+    Same architecture family as ``stabilityai/stable-diffusion-x4-upscaler`` (7-channel
+    UNet with the noise level as class label, v-prediction DDIM, x4 VAE, CLIP text
+    encoder and the real CLIP tokenizer); ~4 M parameters, built in about a second.
+    """
+    from preproc.upscalers.sd_x4_random import save_random_pipeline
+
+    return save_random_pipeline(tmp_path_factory.mktemp("sd_x4_tiny") / "pipe", "tiny", seed=0)

@@ -13,6 +13,7 @@ _REGISTRY: dict[str, str] = {
     "bicubic": "preproc.upscalers.classic:BicubicUpscaler",
     "lanczos": "preproc.upscalers.classic:LanczosUpscaler",
     "nearest": "preproc.upscalers.classic:NearestUpscaler",
+    "sd-x4": "preproc.upscalers.sd_x4:SDx4Upscaler",
 }
 
 
