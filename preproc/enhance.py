@@ -81,7 +81,7 @@ class Enhancer:
         """``(name, reason)`` of the backend ``preset`` resolves to."""
         p = preset or self.preset
         if p.upscaler == "auto":
-            return resolve_auto(p.task)
+            return resolve_auto(p.task, self.device)
         return p.upscaler, "named by the caller"
 
     def get_upscaler(self, name: str, preset: Preset | None = None, scale: float | None = None) -> Upscaler:

@@ -1,34 +1,72 @@
 """The ``"auto"`` backend rule: which backend a task gets when the caller names none.
 
-The rule is an ordered list per task; the first backend whose weights are available
-here (``Upscaler.is_available()``, no download) is used, and ``meta["upscaler_reason"]``
-says why. Measured facts behind the order are in ``docs/backends.md``.
+The rule is an ordered list per task; the first backend that is registered, whose
+weights are available here (``Upscaler.is_available()``, no download) and whose device
+needs are met is used, and ``meta["upscaler_reason"]`` says which and why. Measured
+facts behind the order are in ``docs/backends.md``:
+
+* ``ocr`` and ``face``: bicubic. General-purpose learned upscalers (Real-ESRGAN x4plus,
+  the untuned compact net) do not beat bicubic for Tesseract or face embedders; x4plus
+  erases identity on small faces.
+* ``generic``: SD x4 on a GPU when its weights are here; otherwise Real-ESRGAN x4plus
+  (SD x4 costs minutes per 128 px crop on a CPU), then bicubic.
 """
 
 from __future__ import annotations
 
+import torch
+
 from .registry import upscaler_class, upscaler_names
 
 #: Preference order per task. Bicubic ends every list: it always works, and on OCR and
-#: faces it beats general-purpose GAN upscalers (docs/results.md).
+#: faces it beats general-purpose GAN upscalers (docs/backends.md).
 AUTO_ORDER: dict[str, list[str]] = {
     "ocr": ["bicubic"],
     "face": ["bicubic"],
-    "generic": ["realesrgan", "bicubic"],
+    "generic": ["sd-x4", "realesrgan", "bicubic"],
+}
+
+#: Backends the rule only picks on a CUDA device, with the reason shown when skipped.
+NEEDS_GPU: dict[str, str] = {
+    "sd-x4": "no GPU: ~3 min per 128 px crop on a CPU",
+}
+
+#: Why each task's list is what it is (appended to the reason in ``meta``).
+TASK_NOTES: dict[str, str] = {
+    "ocr": "general-purpose upscalers do not beat bicubic for Tesseract (docs/backends.md)",
+    "face": "general-purpose upscalers do not beat bicubic for face embedders (docs/backends.md)",
+    "generic": "learned upscaler preferred; SD x4 only on a GPU (docs/backends.md)",
 }
 
 
-def resolve_auto(task: str) -> tuple[str, str]:
-    """``(backend name, reason)`` for ``task`` under the auto rule."""
+def _device_type(device: str | torch.device | None) -> str:
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device).type
+
+
+def resolve_auto(task: str, device: str | torch.device | None = None) -> tuple[str, str]:
+    """``(backend name, reason)`` for ``task`` on ``device`` under the auto rule.
+
+    ``device=None`` means the default device (CUDA when available). The reason names the
+    chosen backend, the order tried and every backend skipped, with why.
+    """
+    order = AUTO_ORDER.get(task, ["bicubic"])
+    dev = _device_type(device)
     skipped = []
-    for name in AUTO_ORDER.get(task, ["bicubic"]):
+    for name in order:
         if name not in upscaler_names():
             skipped.append(f"{name} (not installed)")
             continue
-        if upscaler_class(name).is_available():
-            why = f"auto for task {task!r}: first available of {AUTO_ORDER.get(task)}"
-            if skipped:
-                why += f"; skipped {', '.join(skipped)}"
-            return name, why
-        skipped.append(f"{name} (weights unavailable)")
-    return "bicubic", f"auto for task {task!r}: nothing else available ({', '.join(skipped)})"
+        if name in NEEDS_GPU and dev != "cuda":
+            skipped.append(f"{name} ({NEEDS_GPU[name]})")
+            continue
+        if not upscaler_class(name).is_available():
+            skipped.append(f"{name} (weights unavailable)")
+            continue
+        why = f"auto for task {task!r} on {dev}: first usable of {order}"
+        if skipped:
+            why += f"; skipped {', '.join(skipped)}"
+        note = TASK_NOTES.get(task)
+        return name, f"{why}; {note}" if note else why
+    return "bicubic", f"auto for task {task!r} on {dev}: nothing else usable ({', '.join(skipped)})"

