@@ -8,12 +8,19 @@ the median x-height to the preset's target (Tesseract's sweet spot is an x-heigh
 about 20-30 px, tessdoc "Improving the quality of the output"), clamped to
 ``[min_scale, max_scale]``; at or below ``min_scale`` the crop is left as it is.
 
-Faces: the crop is taken as the face box; the scale brings its shorter side to the
-embedder's input side (160 px for facenet).
+Faces: the face side is measured with MTCNN (facenet-pytorch's detector, the one the
+face recognizer uses; the longer side of the largest face box) when ``detect_face`` is
+on and facenet-pytorch is installed; otherwise, or when no face is found, it is assumed
+to be ``face_fraction`` of the crop's shorter side (and ``meta`` says so). The scale
+brings the face side to ``target_face_side`` (160 px: facenet's input; dlib's 150 px chip
+holds a face of about 100 px), so the face reaches the embedder's input size before
+alignment rather than being resized there.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +28,8 @@ import numpy as np
 
 from .io import to_gray
 from .presets import Preset
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,15 +93,59 @@ def estimate_x_height(image: np.ndarray) -> dict[str, Any] | None:
             start = None
     if start is not None:
         bands.append((start, len(inked)))
+    if not bands:  # ink too sparse to form a row band (e.g. a single pixel per row)
+        return None
     # Drop specks: bands much thinner than the tallest one.
     tallest = max(b - a for a, b in bands)
     bands = [(a, b) for a, b in bands if (b - a) >= max(2, 0.25 * tallest)]
+    if not bands:  # only one-row specks: nothing to measure
+        return None
     xs, ls = [], []
     for a, b in bands:
         p = profile[a:b]
         xs.append(int((p >= 0.5 * p.max()).sum()))
         ls.append(b - a)
     return {"x_height": float(np.median(xs)), "line_height": float(np.median(ls)), "lines": len(bands)}
+
+
+_DETECTOR: Any = None
+_DETECTOR_LOCK = threading.Lock()
+
+
+def _face_detector() -> Any:
+    """The shared MTCNN of the gate (built once), or None when facenet-pytorch is missing."""
+    global _DETECTOR
+    with _DETECTOR_LOCK:
+        if _DETECTOR is None:
+            from .errors import RecognizerUnavailableError
+            from .recognize.face import FaceDetector
+
+            try:
+                _DETECTOR = FaceDetector(min_face_size=10, device="cpu")
+            except RecognizerUnavailableError as e:
+                logger.info("face gate: no detector (%s); face sizes are assumed", e)
+                _DETECTOR = False
+        return _DETECTOR or None
+
+
+def measure_face(image: np.ndarray, preset: Preset) -> dict[str, Any]:
+    """The face side in pixels of an ``(H, W, 3)`` crop, and how it was obtained.
+
+    Returns ``{"face_side", "source"}`` plus ``"face_prob"`` when measured (source
+    ``"mtcnn"``); otherwise the source says why the side was assumed.
+    """
+    h, w = image.shape[:2]
+    assumed = float(min(h, w)) * preset.face_fraction
+    if not preset.detect_face:
+        return {"face_side": assumed, "source": f"assumed {preset.face_fraction:g} of the crop (detect_face off)"}
+    det = _face_detector()
+    if det is None:
+        return {"face_side": assumed, "source": f"assumed {preset.face_fraction:g} of the crop (no detector installed)"}
+    with _DETECTOR_LOCK:
+        face = det.best(image)
+    if face is None:
+        return {"face_side": assumed, "source": f"no face detected; assumed {preset.face_fraction:g} of the crop"}
+    return {"face_side": face.side, "source": "mtcnn", "face_prob": face.prob}
 
 
 def decide(image: np.ndarray, preset: Preset, scale: float | None = None) -> GateDecision:
@@ -116,10 +169,11 @@ def decide(image: np.ndarray, preset: Preset, scale: float | None = None) -> Gat
             why = f"x-height {xh:.1f} px, target {preset.target_x_height:g} px"
         want = preset.target_x_height / max(xh, 1.0)
     elif preset.target_face_side:
-        side = float(min(h, w))
-        measured = {"face_side": side}
+        measured = measure_face(image, preset)
+        side = max(float(measured["face_side"]), 1.0)
         want = preset.target_face_side / side
-        why = f"face side {side:.0f} px, target {preset.target_face_side:g} px"
+        how = "measured by MTCNN" if measured["source"] == "mtcnn" else measured["source"]
+        why = f"face side {side:.0f} px ({how}), target {preset.target_face_side:g} px"
     else:
         want = preset.default_scale
         why = f"fixed scale {want:g} for task {preset.task!r}"

@@ -31,6 +31,11 @@ class Preset:
     target_x_height: float | None = None
     #: Faces: the face side (px) the gate scales to (facenet's input is 160).
     target_face_side: float | None = None
+    #: Faces: measure the face side with MTCNN (facenet-pytorch) when it is installed.
+    detect_face: bool = True
+    #: Faces: when no face is measured, the face side is taken as this fraction of the
+    #: crop's shorter side (0.5: a face box with half a side of context around it).
+    face_fraction: float = 0.5
     #: Fixed scale when no target applies (generic task).
     default_scale: float = 4.0
     #: Largest and smallest scale the gate chooses; below ``min_scale`` the crop is left as it is.
@@ -141,5 +146,7 @@ def validate(p: Preset) -> None:
         raise ConfigError(f"`num_inference_steps` has to be >= 1 but is {p.num_inference_steps}")
     if p.max_scale < 1 or p.min_scale < 1 or p.min_scale > p.max_scale:
         raise ConfigError(f"scales need 1 <= min_scale <= max_scale; got min {p.min_scale}, max {p.max_scale}")
+    if not 0 < p.face_fraction <= 1:
+        raise ConfigError(f"`face_fraction` has to be in (0, 1] but is {p.face_fraction}")
     if p.output_mode not in ("RGB", "L"):
         raise ConfigError(f"`output_mode` has to be 'RGB' or 'L' but is {p.output_mode!r}")

@@ -108,9 +108,10 @@ def test_gate_caps_scale_and_handles_blank():
 
 
 def test_face_gate_aims_at_embedder_side():
-    r = preproc.enhance(np.full((40, 40, 3), 0.5, np.float32), task="face", upscaler="bicubic")
+    # No face to measure in a flat crop: the face is taken as face_fraction of its side.
+    r = preproc.enhance(np.full((40, 40, 3), 0.5, np.float32), task="face", upscaler="bicubic", face_fraction=1.0)
     assert r.image.size == (160, 160) and r.meta["scale"] == 4.0
-    r = preproc.enhance(np.full((200, 200, 3), 0.5, np.float32), task="face", upscaler="bicubic")
+    r = preproc.enhance(np.full((200, 200, 3), 0.5, np.float32), task="face", upscaler="bicubic", face_fraction=1.0)
     assert r.meta["skipped"]
 
 
