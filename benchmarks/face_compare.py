@@ -1,7 +1,7 @@
 """Face verification before/after enhancement on a pairs dataset, one pair set at a time.
 
 Runs :func:`preproc.compare` with the face task (what ``preproc compare --task face``
-runs) and adds the ROC plot (``roc.png``) and a face grid (``face_contact_sheet.png``)::
+runs, including the ROC plot ``roc.png`` and the face grid ``face_contact_sheet.png``)::
 
     OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python benchmarks/face_compare.py \\
         --dataset ../shared/datasets/faces-dev --pair-set lfw-devtrain --limit 100 \\
@@ -31,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     import preproc
-    from preproc.compare.face import write_face_contact_sheet, write_roc_plots
 
     report = preproc.compare(
         args.dataset,
@@ -44,8 +43,6 @@ def main(argv: list[str] | None = None) -> int:
         task_options={"pair_set": args.pair_set, "embedder": args.embedder, "box": args.box},
         progress=False,
     )
-    write_roc_plots(report, args.out)
-    write_face_contact_sheet(args.out)
     print(report.full_markdown())
     return 0
 

@@ -161,7 +161,9 @@ def test_compare_end_to_end(shared_datasets, tmp_path):
             assert key in r
         assert r["n"] == 4
     assert rep.row("fuse", 24)["candidates"] == ["none", "bicubic"]
-    for name in ("report.json", "report.md", "plot_accuracy.png", "contact_sheet.png"):
+    # preproc compare itself writes the face task's extras (ROC curves, face grid)
+    for name in ("report.json", "report.md", "plot_accuracy.png", "contact_sheet.png", "roc.png",
+                 "face_contact_sheet.png"):
         assert (out / name).is_file()
     assert write_roc_plots(rep, out) == [out / "roc.png"]
     sheet = write_face_contact_sheet(out)

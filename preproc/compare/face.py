@@ -263,6 +263,12 @@ class FaceTask(CompareTask):
             return "no face"
         return f"face p={c:.3f}" if c is not None else "face"
 
+    def write_extras(self, report: Any, out_dir: Path) -> list[Path]:
+        """``roc.png`` (``roc_q<jpeg>.png``) and ``face_contact_sheet.png``."""
+        written = write_roc_plots(report, out_dir)
+        sheet = write_face_contact_sheet(out_dir)
+        return written + ([sheet] if sheet else [])
+
     def close(self) -> None:
         self._recognizer = None
 

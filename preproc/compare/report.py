@@ -164,6 +164,10 @@ class Report:
                 write_contact_sheet(out_dir, task, variants, sheet_records, cache)
             except Exception as e:  # noqa: BLE001
                 logger.warning("contact sheet not written: %s", e)
+        try:
+            task.write_extras(self, out_dir)
+        except Exception as e:  # noqa: BLE001 - an extra plot must not lose the report
+            logger.warning("%s task's extra report files not written: %s", task.name, e)
 
     def write_plots(self, out_dir: Path) -> list[Path]:
         """One PNG per metric and JPEG setting: the metric against size, a line per variant."""

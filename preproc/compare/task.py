@@ -105,6 +105,13 @@ class CompareTask(ABC):
         c = recognition.get("confidence")
         return "" if c is None else f"conf {c:.2f}"
 
+    def write_extras(self, report: Any, out_dir: Path) -> list[Path]:
+        """Task-specific report files (faces: ROC curves, a face grid); none by default.
+
+        Called by the report after ``report.json``/``report.md``/plots are written.
+        """
+        return []
+
     def close(self) -> None:  # noqa: B027 - optional, most tasks hold nothing
         """Release what the recognizer holds (called once at the end of a run)."""
 
