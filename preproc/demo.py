@@ -3,7 +3,8 @@
 Runs :func:`preproc.compare` on ``datasets/ocr-sample`` (30 rendered lines) at line
 heights 8, 10 and 12 px, lossless and JPEG 75, with the variants that need no
 download: ``none``, ``bicubic``, ``cleanup``, ``bicubic+guard``, ``select``, plus
-``realesrgan-compact`` when its weights are installed. Prints the table and writes
+the learned backends whose weights are installed: ``text-sr`` (our text model, shipped
+in the package) and ``realesrgan-compact`` (general-purpose, for contrast). Prints the table and writes
 the report into ``build/demo`` (``--out`` to change). Under a minute on 2 CPU cores.
 """
 
@@ -16,17 +17,16 @@ from pathlib import Path
 
 SAMPLE = Path(__file__).resolve().parents[1] / "datasets" / "ocr-sample"
 BASE_VARIANTS = ["none", "bicubic", "cleanup", "bicubic+guard"]
-LEARNED = "realesrgan-compact"
+LEARNED = ("text-sr", "realesrgan-compact")
 
 
 def demo_variants() -> list[str]:
-    """The demo's variants: the classical ones, the fast learned one when available, then ``select``."""
+    """The demo's variants: the classical ones, the fast learned ones when available, then ``select``."""
     from .compare.variants import candidate_unavailable
     from .upscalers import upscaler_names
 
     out = list(BASE_VARIANTS)
-    if LEARNED in upscaler_names() and candidate_unavailable(LEARNED) is None:
-        out.append(LEARNED)
+    out += [name for name in LEARNED if name in upscaler_names() and candidate_unavailable(name) is None]
     return [*out, "select"]
 
 

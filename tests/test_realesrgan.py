@@ -338,7 +338,7 @@ def test_enhance_meta_names_backend_and_reason(rng):
 def test_auto_rule():
     from preproc.upscalers.auto import AUTO_ORDER, resolve_auto
 
-    assert resolve_auto("ocr", "cpu")[0] == "bicubic"
+    assert resolve_auto("ocr", "cpu")[0] == "text-sr"  # the shipped weights are in the package
     assert resolve_auto("face", "cpu")[0] == "bicubic"
     name, why = resolve_auto("generic", "cpu")
     assert name == "realesrgan"

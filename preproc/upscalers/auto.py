@@ -5,9 +5,12 @@ weights are available here (``Upscaler.is_available()``, no download) and whose 
 needs are met is used, and ``meta["upscaler_reason"]`` says which and why. Measured
 facts behind the order are in ``docs/backends.md``:
 
-* ``ocr`` and ``face``: bicubic. General-purpose learned upscalers (Real-ESRGAN x4plus,
-  the untuned compact net) do not beat bicubic for Tesseract or face embedders; x4plus
-  erases identity on small faces.
+* ``ocr``: ``text-sr``, our compact net fine-tuned on rendered text, when its shipped
+  weights are present (lowest Tesseract CER of every single variant on the development
+  set, docs/results.md); then bicubic. General-purpose learned upscalers (Real-ESRGAN
+  x4plus, the untuned compact net) do worse than bicubic for Tesseract.
+* ``face``: bicubic. x4plus erases identity on small faces; no learned backend beat
+  bicubic for face embedders (docs/results.md).
 * ``generic``: SD x4 on a GPU when its weights are here; otherwise Real-ESRGAN x4plus
   (SD x4 costs minutes per 128 px crop on a CPU), then bicubic.
 """
@@ -21,7 +24,7 @@ from .registry import upscaler_class, upscaler_names
 #: Preference order per task. Bicubic ends every list: it always works, and on OCR and
 #: faces it beats general-purpose GAN upscalers (docs/backends.md).
 AUTO_ORDER: dict[str, list[str]] = {
-    "ocr": ["bicubic"],
+    "ocr": ["text-sr", "bicubic"],
     "face": ["bicubic"],
     "generic": ["sd-x4", "realesrgan", "bicubic"],
 }
@@ -33,7 +36,7 @@ NEEDS_GPU: dict[str, str] = {
 
 #: Why each task's list is what it is (appended to the reason in ``meta``).
 TASK_NOTES: dict[str, str] = {
-    "ocr": "general-purpose upscalers do not beat bicubic for Tesseract (docs/backends.md)",
+    "ocr": "text-sr is trained for Tesseract; general-purpose upscalers do worse than bicubic (docs/backends.md)",
     "face": "general-purpose upscalers do not beat bicubic for face embedders (docs/backends.md)",
     "generic": "learned upscaler preferred; SD x4 only on a GPU (docs/backends.md)",
 }

@@ -16,6 +16,7 @@ _REGISTRY: dict[str, str] = {
     "sd-x4": "preproc.upscalers.sd_x4:SDx4Upscaler",
     "realesrgan": "preproc.upscalers.realesrgan:RealESRGANUpscaler",
     "realesrgan-compact": "preproc.upscalers.realesrgan:RealESRGANCompactUpscaler",
+    "text-sr": "preproc.upscalers.text_sr:TextSRUpscaler",
 }
 
 

@@ -1,0 +1,69 @@
+"""``text-sr``: the project's own x4 text super-resolution model, shipped with the package.
+
+A grey SRVGGNetCompact (0.6 M parameters, fp16 file of ~1.2 MB) fine-tuned from
+Real-ESRGAN animevideov3 on synthetic text lines (``preproc train-text-sr``,
+docs/text_sr.md). It reads the luma of the crop and writes dark text on a light
+background (contrast and polarity normalised for OCR), replicated to RGB. Tiling,
+batching and precision are :class:`~preproc.upscalers.realesrgan.SpandrelUpscaler`'s.
+
+``model=`` takes another text-sr weights file (from ``preproc train-text-sr --out``)
+or anything the Real-ESRGAN backends accept.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .realesrgan import SpandrelUpscaler
+
+#: The weights shipped inside the package.
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "text_sr_x4.safetensors"
+
+
+def shipped_weights() -> Path:
+    """Path of the shipped text-sr weights (it may be absent in a source checkout)."""
+    return SHIPPED_WEIGHTS
+
+
+def _is_text_sr_file(model: Any) -> bool:
+    if not isinstance(model, (str, os.PathLike)) or not str(model).endswith(".safetensors"):
+        return False
+    if not Path(model).is_file():
+        return False
+    from ..train.model import read_metadata
+
+    try:
+        return read_metadata(model).get("format") == "preproc-text-sr"
+    except Exception:  # noqa: BLE001 - not ours: let the generic loader report it
+        return False
+
+
+class TextSRUpscaler(SpandrelUpscaler):
+    """The text-sr model (x4, grey in, grey out replicated to RGB); see the module docstring."""
+
+    name: ClassVar[str] = "text-sr"
+    bytes_per_pixel: ClassVar[float] = 2048.0
+
+    def __init__(self, model: Any = None, device=None, dtype=None, *, memory_budget: int | str | None = None):
+        source = None
+        if model is None:
+            model = SHIPPED_WEIGHTS
+        if _is_text_sr_file(model) or Path(str(model)) == SHIPPED_WEIGHTS:
+            from ..train.model import load_weights
+
+            source = str(model)
+            model = load_weights(model).state_dict()
+        super().__init__(model, device, dtype, memory_budget=memory_budget)
+        if source is not None:
+            self.model_id = f"text-sr ({source})"
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """True when the shipped weights are present (and spandrel is installed)."""
+        try:
+            import spandrel  # noqa: F401
+        except ImportError:
+            return False
+        return SHIPPED_WEIGHTS.is_file()

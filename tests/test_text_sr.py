@@ -1,0 +1,76 @@
+"""The ``text-sr`` backend and the weights shipped in the package."""
+
+import numpy as np
+import pytest
+import torch
+
+import preproc
+from preproc.errors import ModelUnavailableError
+from preproc.train.data import DataConfig, make_batch
+from preproc.train.model import build_net, read_metadata, save_weights
+from preproc.upscalers import create_upscaler, text_sr, upscaler_class, upscaler_names
+
+
+def test_registered_and_available_with_shipped_weights():
+    assert "text-sr" in upscaler_names()
+    assert text_sr.shipped_weights().is_file(), "preproc/weights/text_sr_x4.safetensors must ship with the package"
+    assert upscaler_class("text-sr").is_available()
+    size = text_sr.shipped_weights().stat().st_size
+    assert 0.5e6 < size < 2e6  # the fp16 compact net
+
+
+def test_is_available_follows_the_weights_file(monkeypatch, tmp_path):
+    monkeypatch.setattr(text_sr, "SHIPPED_WEIGHTS", tmp_path / "absent.safetensors")
+    assert not text_sr.TextSRUpscaler.is_available()
+    with pytest.raises(ModelUnavailableError, match="train-text-sr"):
+        text_sr.TextSRUpscaler(device="cpu")
+
+
+def test_shipped_weights_record_how_they_were_trained():
+    meta = read_metadata(text_sr.shipped_weights())
+    assert meta["format"] == "preproc-text-sr" and meta["channels"] == "1" and meta["scale"] == "4"
+    assert "train-text-sr" in meta["command"] and int(meta["steps"]) > 0
+    assert "mean" in meta["val_cer"]
+
+
+def test_shipped_weights_upscale_x4_grey():
+    up = create_upscaler("text-sr", device="cpu")
+    assert up.scale == 4
+    x = torch.rand(2, 3, 10, 30)
+    y = up.upscale(x)
+    assert y.shape == (2, 3, 40, 120)
+    assert float(y.min()) >= 0 and float(y.max()) <= 1
+    assert torch.equal(y[:, 0], y[:, 1]) and torch.equal(y[:, 1], y[:, 2])
+
+
+def test_shipped_weights_restore_unseen_synthetic_text_better_than_bicubic():
+    # A seed and batch the shipped run never drew (it trains with seed 0).
+    lr, hr = make_batch(987654, 0, DataConfig(batch_size=8, lr_heights=(10, 10)))
+    up = create_upscaler("text-sr", device="cpu")
+    out = up.upscale(lr.repeat(1, 3, 1, 1))[:, :1]
+    bic = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic").clamp(0, 1)
+    assert float((out - hr).abs().mean()) < 0.8 * float((bic - hr).abs().mean())
+
+
+def test_enhance_ocr_with_text_sr():
+    rng = np.random.default_rng(0)
+    crop = (rng.random((12, 60)) > 0.5).astype(np.float32) * 0.6 + 0.2
+    res = preproc.enhance(crop, task="ocr", upscaler="text-sr", device="cpu")
+    assert res.meta["upscaler"] == "text-sr" and res.image.mode == "L"
+    assert res.image.size[1] > 12
+
+
+def test_model_argument_takes_a_trained_file(tmp_path):
+    path = save_weights(build_net(8, 2), tmp_path / "mine.safetensors", {"steps": 1})
+    up = text_sr.TextSRUpscaler(model=str(path), device="cpu")
+    assert str(path) in up.model_id
+    assert up.upscale(torch.rand(1, 3, 5, 7)).shape == (1, 3, 20, 28)
+
+
+def test_auto_rule_picks_text_sr_for_ocr_only_when_weights_ship(monkeypatch, tmp_path):
+    from preproc.upscalers.auto import resolve_auto
+
+    assert resolve_auto("ocr", "cpu")[0] == "text-sr"
+    monkeypatch.setattr(text_sr, "SHIPPED_WEIGHTS", tmp_path / "absent.safetensors")
+    name, why = resolve_auto("ocr", "cpu")
+    assert name == "bicubic" and "text-sr (weights unavailable)" in why
