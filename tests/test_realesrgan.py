@@ -394,3 +394,21 @@ def test_x2_graph_converts_to_the_x4_net_with_a_warning(caplog):
     assert "x4 net" in caplog.text
     ref = load_compact_state_dict()
     assert all(torch.equal(sd[k], ref[k]) for k in ref)
+
+
+def test_cpu_caps_the_one_call_side():
+    """On a CPU, images larger than ``cpu_max_tile`` go in tiles (faster: cache-sized calls)."""
+    from preproc.presets import get_preset
+    from preproc.upscalers import create_upscaler
+
+    up = create_upscaler("realesrgan-compact", device="cpu")
+    cap = up.cpu_max_tile
+    preset = get_preset("generic")
+    rng = np.random.default_rng(0)
+    small = rng.random((cap - 40, cap - 40, 3), dtype=np.float32)
+    out, info = up.run(small, preset)
+    assert info.tiles == 1 and out.shape == (4 * (cap - 40), 4 * (cap - 40), 3)
+    big = rng.random((cap + 40, cap + 10, 3), dtype=np.float32)
+    out, info = up.run(big, preset)
+    assert info.tiles > 1 and info.tile <= cap
+    assert out.shape == (4 * (cap + 40), 4 * (cap + 10), 3)

@@ -306,6 +306,11 @@ class SpandrelUpscaler(Upscaler):
     #: Estimated peak activation bytes per input pixel in float32 for one tile (see
     #: :meth:`tile_for_budget`); subclasses refine it from measurements.
     bytes_per_pixel: ClassVar[float] = 8192.0
+    #: Largest input side run in one call on a CPU when the caller gives no tile. Larger
+    #: images go in tiles of about this side: the activations of one big call fall out of
+    #: the CPU caches, and 2x2 tiles of ~264 px beat one 512 px call by ~1.3x on x4plus
+    #: bf16 (benchmarks/cpu_tile_size.py, docs/performance.md).
+    cpu_max_tile: ClassVar[int] = 288
 
     def __init__(
         self,
@@ -435,8 +440,9 @@ class SpandrelUpscaler(Upscaler):
         """Tile ``image`` (``(H, W, 3)`` float32) per ``preset``; the tile comes from the memory budget.
 
         With ``preset.tile=None`` the whole image runs in one call when it fits the
-        budget; otherwise in tiles of the largest side that fits, ``preset.batch_size``
-        at a time.
+        budget (and, on a CPU, is at most :attr:`cpu_max_tile` px); otherwise in tiles of
+        the largest side that fits (on a CPU at most :attr:`cpu_max_tile`),
+        ``preset.batch_size`` at a time.
         """
         from ..devices import memory_budget
         from .tiled import TiledUpscaler
@@ -446,10 +452,14 @@ class SpandrelUpscaler(Upscaler):
         batch = preset.batch_size
         if tile is None:
             budget = memory_budget(self.device, self.memory_budget)
-            if self.tile_for_budget(budget, 1) >= max(h, w):
+            cap = self.cpu_max_tile if self.device.type == "cpu" else None
+            one_shot = self.tile_for_budget(budget, 1)
+            if one_shot >= max(h, w) and (cap is None or max(h, w) <= cap):
                 tile = max(h, w)  # one shot
             else:
                 tile = self.tile_for_budget(budget, batch)
+                if cap is not None:
+                    tile = min(tile, cap)
                 tile = max(tile, 2 * preset.overlap + 8)
         tiler = TiledUpscaler(self, tile=tile, overlap=preset.overlap, blend=preset.blend, batch_size=batch, progress=progress)
         out, info = tiler.run(image)
