@@ -412,3 +412,6 @@ def test_cpu_caps_the_one_call_side():
     out, info = up.run(big, preset)
     assert info.tiles > 1 and info.tile <= cap
     assert out.shape == (4 * (cap + 40), 4 * (cap + 10), 3)
+    line = rng.random((12, 3 * cap, 3), dtype=np.float32)  # a long thin text line: still one call
+    out, info = up.run(line, preset)
+    assert info.tiles == 1 and out.shape == (48, 12 * cap, 3)

@@ -306,9 +306,9 @@ class SpandrelUpscaler(Upscaler):
     #: Estimated peak activation bytes per input pixel in float32 for one tile (see
     #: :meth:`tile_for_budget`); subclasses refine it from measurements.
     bytes_per_pixel: ClassVar[float] = 8192.0
-    #: Largest input side run in one call on a CPU when the caller gives no tile. Larger
-    #: images go in tiles of about this side: the activations of one big call fall out of
-    #: the CPU caches, and 2x2 tiles of ~264 px beat one 512 px call by ~1.3x on x4plus
+    #: On a CPU with no tile given, images of more than ``cpu_max_tile**2`` pixels go in
+    #: tiles of at most this side (thin text lines stay one call): the activations of one big call fall out of
+    #: the CPU caches, and 2x2 tiles of ~264 px beat one 512 px call by 1.44x on x4plus
     #: bf16 (benchmarks/cpu_tile_size.py, docs/performance.md).
     cpu_max_tile: ClassVar[int] = 288
 
@@ -440,7 +440,7 @@ class SpandrelUpscaler(Upscaler):
         """Tile ``image`` (``(H, W, 3)`` float32) per ``preset``; the tile comes from the memory budget.
 
         With ``preset.tile=None`` the whole image runs in one call when it fits the
-        budget (and, on a CPU, is at most :attr:`cpu_max_tile` px); otherwise in tiles of
+        budget (and, on a CPU, has at most ``cpu_max_tile**2`` pixels); otherwise in tiles of
         the largest side that fits (on a CPU at most :attr:`cpu_max_tile`),
         ``preset.batch_size`` at a time.
         """
@@ -454,7 +454,7 @@ class SpandrelUpscaler(Upscaler):
             budget = memory_budget(self.device, self.memory_budget)
             cap = self.cpu_max_tile if self.device.type == "cpu" else None
             one_shot = self.tile_for_budget(budget, 1)
-            if one_shot >= max(h, w) and (cap is None or max(h, w) <= cap):
+            if one_shot >= max(h, w) and (cap is None or h * w <= cap * cap):
                 tile = max(h, w)  # one shot
             else:
                 tile = self.tile_for_budget(budget, batch)
