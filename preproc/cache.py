@@ -41,3 +41,10 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
+    with atomic_target(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)

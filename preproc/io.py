@@ -255,14 +255,10 @@ def to_gray(arr: np.ndarray) -> np.ndarray:
 
 def save_image_atomic(img: Image.Image, path: str | os.PathLike, **save_kwargs: Any) -> Path:
     """Save ``img`` to ``path`` through a temporary file and a rename, so a crash never leaves half a file."""
+    from .cache import atomic_target
+
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
     fmt = save_kwargs.pop("format", None) or Image.registered_extensions().get(p.suffix.lower())
-    try:
+    with atomic_target(p) as tmp:
         img.save(tmp, format=fmt, **save_kwargs)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return p

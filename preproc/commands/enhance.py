@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -47,6 +46,7 @@ def collect_inputs(items: list[str]) -> list[tuple[Path, Path]]:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    from ..cache import write_text_atomic
     from ..enhance import Enhancer
     from ..errors import PreprocError
     from ..io import save_image_atomic
@@ -75,10 +75,6 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             logger.error("%s: %s", src, e)
             records.append({"input": str(src), "ok": False, "error": f"{type(e).__name__}: {e}"})
-    tmp = out_dir / f".meta.jsonl.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        for r in records:
-            f.write(json.dumps(r, default=str) + "\n")
-    os.replace(tmp, out_dir / "meta.jsonl")
+    write_text_atomic(out_dir / "meta.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in records))
     print(f"preproc enhance: {len(inputs) - failures} written to {out_dir}, {failures} failed", file=sys.stderr)
     return 1 if failures else 0

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..cache import atomic_target
 from ..datasets import Pair, Record, read_manifest, read_pairs
 from ..errors import ConfigError, DatasetError
 from ..face_metrics import roc_curve, verification_metrics
@@ -307,10 +308,9 @@ def write_roc_plots(report: Any, out_dir: str | os.PathLike) -> list[Path]:
             ax.legend(fontsize=7, loc="lower right")
         fig.tight_layout()
         path = out / ("roc.png" if q is None else f"roc_q{q}.png")
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
-        fig.savefig(tmp)
+        with atomic_target(path) as tmp:
+            fig.savefig(tmp, format="png")
         plt.close(fig)
-        os.replace(tmp, path)
         written.append(path)
     return written
 
