@@ -7,7 +7,7 @@ export OMP_WAIT_POLICY := PASSIVE
 .PHONY: setup demo test test-fast lint bench clean
 
 setup:
-	@bash scripts/setup.sh
+	@flock /tmp/preproc-setup.lock bash scripts/setup.sh
 
 demo: setup
 	$(PY) -m preproc.demo

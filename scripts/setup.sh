@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=.venv
 STAMP=$VENV/.preproc-setup-stamp
-APT_PKGS="tesseract-ocr tesseract-ocr-eng fonts-dejavu-core fonts-liberation fonts-freefont-ttf wamerican libvulkan1 libomp5"
+APT_PKGS="tesseract-ocr tesseract-ocr-eng fonts-dejavu-core fonts-liberation fonts-freefont-ttf wamerican libvulkan1 libomp5 chromium chromium-driver"
 
 hash_inputs() { cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1; }
 
@@ -55,7 +55,7 @@ PIP=pip_quiet
 $PIP install -q --upgrade pip >/dev/null
 # torch first, pinned to the build served from local disk on this machine kind.
 $PIP install -q "torch==2.14.1" "torchvision==0.29.1"
-$PIP install -q -e ".[face,fast-ocr,dev]"
+$PIP install -q -e ".[face,fast-ocr,dev,ray,rapidocr]"
 # facenet-pytorch pins torch<2.3, numpy<2, Pillow<10.3: install without its deps
 # (its real run-time needs, requests and tqdm, are declared by preproc).
 $PIP install -q --no-deps "facenet-pytorch==2.6.0"
