@@ -4,7 +4,9 @@ Records need ``text``; ``case_sensitive: false`` makes a line's comparison
 case-insensitive (:mod:`preproc.metrics` states the normalisation). ``size`` is the
 line height in pixels: the crop is area-downscaled to that height (width in
 proportion), then JPEG-compressed when asked. Recognition: :class:`TesseractOCR` in
-single-line mode (``--task-opt mode=block`` for multi-line crops).
+single-line mode (``--task-opt mode=block`` for multi-line crops). ``--task-opt
+split=selection|report`` keeps only that side of the development-set split
+(:func:`preproc.train.validate.split_dev_lines`; default ``all``).
 """
 
 from __future__ import annotations
@@ -34,14 +36,22 @@ class OcrTask(CompareTask):
     default_candidates = ("none", "bicubic", "cleanup")
     modes = ("select",)
 
-    def __init__(self, lang: str = "eng", mode: str | int = "line", engine: str = "auto"):
+    def __init__(self, lang: str = "eng", mode: str | int = "line", engine: str = "auto", split: str = "all"):
+        from ..train.validate import select_split
+
+        select_split([], split)  # validates the name
+        self._split = split
         self._options = {"lang": lang, "mode": mode, "engine": engine}
+        if split != "all":  # only then: the fingerprint of whole-set runs stays as it was
+            self._options["split"] = split
         self.ocr = TesseractOCR(lang, mode, engine)
         # the engine actually used is part of the cache fingerprint (their results differ slightly)
         self._options["engine_used"] = self.ocr.engine
 
     def load(self, dataset: Path, limit: int | None) -> list[Record]:
-        return spread(read_manifest(dataset, require=("text",)), limit)
+        from ..train.validate import select_split
+
+        return spread(select_split(read_manifest(dataset, require=("text",)), self._split), limit)
 
     def degrade(self, record: Record, size: int, jpeg: int | None) -> Image.Image:
         arr = load_image(record.image)

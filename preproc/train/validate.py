@@ -11,9 +11,11 @@ so the numbers of different checkpoints compare.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ import torch
 from PIL import Image
 
 from ..datasets import Record, read_manifest
+from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,54 @@ def even_subset(items: Sequence, n: int | None) -> list:
     if n is None or n >= len(items):
         return items
     return [items[(i * len(items)) // n] for i in range(n)]
+
+
+#: One in this many line groups (per source, in hash order) is a checkpoint-selection line.
+SELECTION_EVERY = 3
+
+
+def split_group(record_id: str) -> str:
+    """The unit a split keeps together: a SROIE receipt (``sroie-<receipt>``), else the line id."""
+    m = re.match(r"^(sroie-\d+)-\d+$", record_id)
+    return m.group(1) if m else record_id
+
+
+def _split_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def split_dev_lines(records: Sequence[Record]) -> tuple[list[Record], list[Record]]:
+    """The one split of a development set into (checkpoint-selection, report) records.
+
+    Deterministic and independent of the manifest's order: within each ``source``, the
+    groups of :func:`split_group` (a SROIE receipt, else one line) are sorted by the
+    SHA-256 of their key and every :data:`SELECTION_EVERY`-th (positions 0, 3, 6, ...)
+    goes to selection, the rest to report - about a third of every source selects
+    checkpoints, two thirds are reported on. Both lists keep the input order.
+    """
+    by_source: dict[str, set[str]] = {}
+    for r in records:
+        by_source.setdefault(str(r.get("source", "")), set()).add(split_group(r.id))
+    selection_groups: set[tuple[str, str]] = set()
+    for source, groups in by_source.items():
+        for i, g in enumerate(sorted(groups, key=_split_hash)):
+            if i % SELECTION_EVERY == 0:
+                selection_groups.add((source, g))
+    sel = [r for r in records if (str(r.get("source", "")), split_group(r.id)) in selection_groups]
+    rep = [r for r in records if (str(r.get("source", "")), split_group(r.id)) not in selection_groups]
+    return sel, rep
+
+
+def select_split(records: Sequence[Record], split: str | None) -> list[Record]:
+    """``records`` restricted to ``split``: ``"selection"``, ``"report"`` or None/``"all"`` (all)."""
+    if split in (None, "", "all"):
+        return list(records)
+    sel, rep = split_dev_lines(records)
+    if split == "selection":
+        return sel
+    if split == "report":
+        return rep
+    raise ConfigError(f"split has to be 'selection', 'report' or 'all' but is {split!r}")
 
 
 def degrade_crop(path: Path, size: int, jpeg: int | None) -> np.ndarray:
@@ -80,9 +131,10 @@ class ValCase:
 
 
 def build_cases(dataset: str | os.PathLike, n_lines: int | None = 60, sizes: Sequence[int] = (8, 10, 12),
-                jpegs: Sequence[int | None] = (None, 75)) -> list[ValCase]:
-    """The fixed validation cases: ``n_lines`` evenly spread lines x sizes x JPEG settings."""
-    records: list[Record] = even_subset(read_manifest(dataset, require=("text",)), n_lines)
+                jpegs: Sequence[int | None] = (None, 75), split: str | None = "selection") -> list[ValCase]:
+    """The fixed validation cases: ``n_lines`` lines spread evenly over the ``split`` lines
+    (:func:`split_dev_lines`; checkpoint selection by default) x sizes x JPEG settings."""
+    records: list[Record] = even_subset(select_split(read_manifest(dataset, require=("text",)), split), n_lines)
     return [ValCase(degrade_crop(r.image, size, q), str(r.get("text")), size, q, bool(r.get("case_sensitive", True)))
             for r in records for size in sizes for q in jpegs]
 
