@@ -120,6 +120,8 @@ class Report:
             f"Dataset `{s.get('dataset')}`, {s.get('samples')} samples (limit {s.get('limit')}), "
             f"sizes {s.get('sizes')}, {', '.join(_jpeg_label(q) for q in jpegs)}.",
         ]
+        if s.get("resolved"):
+            parts += ["", "Resolved here: " + "; ".join(f"`{k}` = {v}" for k, v in s["resolved"].items())]
         if self.unavailable:
             parts += ["", "Not run (unavailable here): " + "; ".join(f"{k}: {v}" for k, v in self.unavailable.items())]
         for m in self.metrics:

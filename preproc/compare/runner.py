@@ -19,7 +19,14 @@ from ..io import save_image_atomic
 from .cache import ResultCache, fingerprint
 from .report import Report
 from .task import CompareTask, Recognition, create_task
-from .variants import CandidateContext, Variant, candidate_fn, candidate_unavailable, parse_variants
+from .variants import (
+    CandidateContext,
+    Variant,
+    candidate_fn,
+    candidate_unavailable,
+    describe_candidates,
+    parse_variants,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +108,9 @@ def compare(
         "overrides": overrides or {},
         "dtype": str(dtype),
     }
+    resolved = describe_candidates(candidates, tk.preset, device)
+    if resolved:  # part of the fingerprint: a new default backend must not reuse old results
+        settings["resolved"] = resolved
     if out_dir is not None and not resume:
         for stale in (out_dir / "cache.jsonl", out_dir / "samples"):
             if stale.is_dir():

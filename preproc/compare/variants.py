@@ -1,9 +1,12 @@
 """Variants: how a comparison turns one degraded crop into the image(s) a recognizer reads.
 
 A **candidate** is a named function ``fn(crop, ctx) -> PIL.Image``: ``none`` (the crop
-as it is), every registered upscaler name (through :class:`preproc.Enhancer` with the
-task's preset, i.e. at the gate's scale), and the registered extras (``cleanup``,
-``cleanup-bin`` for OCR; add more with :func:`register_candidate`).
+as it is), ``default`` (exactly what ``preproc.enhance(crop, task=...)`` returns when no
+upscaler is named: the preset's ``"auto"`` backend rule and the gate, which may skip),
+every registered upscaler name (through :class:`preproc.Enhancer` with the task's preset,
+i.e. at the gate's scale), and the registered extras (``cleanup``, ``cleanup-bin`` for
+OCR; add more with :func:`register_candidate`). :func:`describe_candidates` says what
+``default`` resolves to here (the report shows it under ``settings["resolved"]``).
 
 A **variant** is what a report row is about: a mode and a tuple of candidates.
 
@@ -33,6 +36,9 @@ from ..upscalers import upscaler_class, upscaler_names
 logger = logging.getLogger(__name__)
 
 GUARD_SUFFIX = "+guard"
+#: The candidate that is ``enhance(crop, task=...)`` with no upscaler named.
+DEFAULT_CANDIDATE = "default"
+DEFAULT_UPSCALER = "auto"
 
 
 @dataclass
@@ -75,6 +81,11 @@ def _none(crop: Image.Image, ctx: CandidateContext) -> Image.Image:
     return crop
 
 
+def _default(crop: Image.Image, ctx: CandidateContext) -> Image.Image:
+    # upscaler "auto" is what Enhancer(task) / enhance(crop, task=...) use when none is named
+    return ctx.upscale(crop, DEFAULT_UPSCALER)
+
+
 def _cleanup(crop: Image.Image, ctx: CandidateContext) -> Image.Image:
     from ..cleanup import clean_text
 
@@ -88,6 +99,7 @@ def _cleanup_bin(crop: Image.Image, ctx: CandidateContext) -> Image.Image:
 
 
 register_candidate("none", _none)
+register_candidate(DEFAULT_CANDIDATE, _default)
 register_candidate("cleanup", _cleanup, tasks=("ocr",))
 register_candidate("cleanup-bin", _cleanup_bin, tasks=("ocr",))
 
@@ -119,6 +131,22 @@ def candidate_unavailable(name: str) -> str | None:
     except ImportError as e:
         return f"backend {name!r} cannot be imported: {e}"
     return None if ok else f"backend {name!r} has no weights available here"
+
+
+def describe_candidates(names: Sequence[str], preset: str, device: Any = None) -> dict[str, str]:
+    """What the candidates in ``names`` resolve to here: ``{"default": "text-sr (auto for task ...)"}``.
+
+    Only candidates whose meaning depends on the machine (``default``: the preset's auto
+    rule) are described; the gate still decides per crop whether to enhance at all.
+    """
+    out: dict[str, str] = {}
+    if DEFAULT_CANDIDATE in names:
+        from ..enhance import Enhancer
+
+        enh = Enhancer(preset, device=device, progress=False)
+        backend, why = enh.backend_name()
+        out[DEFAULT_CANDIDATE] = f"{backend} ({why}); the {preset} gate skips crops it need not enlarge"
+    return out
 
 
 @dataclass(frozen=True)
