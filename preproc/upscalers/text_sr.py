@@ -20,6 +20,8 @@ from .realesrgan import SpandrelUpscaler
 
 #: The weights shipped inside the package.
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "text_sr_x4.safetensors"
+#: The first text-sr model (pixel losses only), kept for comparison as backend ``text-sr-v1``.
+V1_WEIGHTS = SHIPPED_WEIGHTS.with_name("text_sr_v1_x4.safetensors")
 
 
 def shipped_weights() -> Path:
@@ -46,18 +48,21 @@ class TextSRUpscaler(SpandrelUpscaler):
     name: ClassVar[str] = "text-sr"
     bytes_per_pixel: ClassVar[float] = 2048.0
 
+    #: The weights used when no ``model`` is given.
+    default_weights: ClassVar[Path] = SHIPPED_WEIGHTS
+
     def __init__(self, model: Any = None, device=None, dtype=None, *, memory_budget: int | str | None = None):
         source = None
         if model is None:
-            model = SHIPPED_WEIGHTS
-        if _is_text_sr_file(model) or Path(str(model)) == SHIPPED_WEIGHTS:
+            model = self.default_weights
+        if _is_text_sr_file(model) or Path(str(model)) == self.default_weights:
             from ..train.model import load_weights
 
             source = str(model)
             model = load_weights(model).state_dict()
         super().__init__(model, device, dtype, memory_budget=memory_budget)
         if source is not None:
-            self.model_id = f"text-sr ({source})"
+            self.model_id = f"{self.name} ({source})"
 
     @classmethod
     def is_available(cls) -> bool:
@@ -66,4 +71,11 @@ class TextSRUpscaler(SpandrelUpscaler):
             import spandrel  # noqa: F401
         except ImportError:
             return False
-        return SHIPPED_WEIGHTS.is_file()
+        return cls.default_weights.is_file()
+
+
+class TextSRV1Upscaler(TextSRUpscaler):
+    """The first text-sr model (L1 + edge loss only, docs/text_sr.md), kept for comparison."""
+
+    name: ClassVar[str] = "text-sr-v1"
+    default_weights: ClassVar[Path] = V1_WEIGHTS
