@@ -112,6 +112,8 @@ class _Reader:
 
     def string(self) -> str:
         n = self.int()
+        if n < 0:
+            raise self._fail(f"negative string length {n}")
         raw = self.data[self.pos : self.pos + n]
         if len(raw) != n:
             raise self._fail(f"unexpected end of file inside a {n}-byte string")
