@@ -16,6 +16,7 @@ COMMANDS: list[str] = [
     "preproc.commands.enhance",
     "preproc.commands.compare",
     "preproc.commands.train_text_sr",
+    "preproc.commands.train_text_recognizer",
 ]
 
 

@@ -1,5 +1,10 @@
 """Deterministic batches of (LR, HR) text patches: batch ``i`` of seed ``s`` is always the same.
 
+Generator ``version`` 1 (the first text-sr model): patches cut from longer lines, no
+text. Version 2: whole lines with their exact text (for the recognition loss), more
+fonts, receipt-like text and more degradations (:meth:`Degradation.v2`); batches are
+``(lr, hr, texts)``.
+
 Every batch draws from its own generator ``np.random.default_rng([seed, i])``, so the
 data do not depend on worker processes, on resuming, or on what came before.
 """
@@ -13,7 +18,7 @@ import torch
 
 from ..errors import ConfigError
 from .degrade import Degradation, appearance, degrade, target_from_coverage
-from .render import render_line
+from .render import render_line, render_text_line
 
 
 @dataclass(frozen=True)
@@ -30,8 +35,19 @@ class DataConfig:
     min_width: int = 24
     batch_size: int = 16
     degradation: Degradation = field(default_factory=Degradation)
+    #: Generator version (module docstring): 1 cut patches, 2 whole lines with text.
+    version: int = 1
+
+    @classmethod
+    def v2(cls, **kw) -> DataConfig:
+        """Generator v2 with its degradation model (:meth:`Degradation.v2`) and 512-pixel patches."""
+        kw.setdefault("patch_pixels", 512)
+        kw.setdefault("degradation", Degradation.v2())
+        return cls(version=2, **kw)
 
     def __post_init__(self) -> None:
+        if self.version not in (1, 2):
+            raise ConfigError(f"data version has to be 1 or 2 but is {self.version}")
         lo, hi = self.lr_heights
         if not 4 <= lo <= hi:
             raise ConfigError(f"lr_heights must satisfy 4 <= low <= high, got {self.lr_heights}")
@@ -50,8 +66,30 @@ def make_pair(rng: np.random.Generator, lr_h: int, lr_w: int, cfg: DataConfig) -
     return lr[:, x0 : x0 + lr_w], hr[:, s * x0 : s * (x0 + lr_w)]
 
 
+def make_text_pair(rng: np.random.Generator, lr_h: int, lr_w: int, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, str]:
+    """One whole line (generator v2): ``lr (lr_h, lr_w)``, ``hr (s*lr_h, s*lr_w)`` and its text."""
+    s = cfg.scale
+    cov, text = render_text_line(rng, s * lr_h, s * lr_w)
+    lr = degrade(appearance(cov, rng, cfg.degradation), s, rng, cfg.degradation)
+    return lr, target_from_coverage(cov), text
+
+
+def make_text_batch(seed: int, index: int, cfg: DataConfig) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Batch ``index`` of ``seed`` with texts: ``lr (B, 1, h, w)``, ``hr (B, 1, s*h, s*w)``, ``B`` strings
+    (generator v2 for any ``cfg.version``)."""
+    rng = np.random.default_rng([seed, index])
+    lr_h = int(rng.integers(cfg.lr_heights[0], cfg.lr_heights[1] + 1))
+    lr_w = max(cfg.min_width, cfg.patch_pixels // lr_h)
+    triples = [make_text_pair(rng, lr_h, lr_w, cfg) for _ in range(cfg.batch_size)]
+    lr = torch.from_numpy(np.stack([p[0] for p in triples]))[:, None]
+    hr = torch.from_numpy(np.stack([p[1] for p in triples]))[:, None]
+    return lr, hr, [p[2] for p in triples]
+
+
 def make_batch(seed: int, index: int, cfg: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch ``index`` of ``seed``: ``lr (B, 1, h, w)`` and ``hr (B, 1, s*h, s*w)`` in [0, 1]."""
+    if cfg.version == 2:
+        return make_text_batch(seed, index, cfg)[:2]
     rng = np.random.default_rng([seed, index])
     lr_h = int(rng.integers(cfg.lr_heights[0], cfg.lr_heights[1] + 1))
     lr_w = max(cfg.min_width, cfg.patch_pixels // lr_h)
@@ -62,7 +100,8 @@ def make_batch(seed: int, index: int, cfg: DataConfig) -> tuple[torch.Tensor, to
 
 
 class TextPairBatches(torch.utils.data.Dataset):
-    """Map-style dataset of batches ``start, start+1, ...`` (use ``batch_size=None`` in a DataLoader)."""
+    """Map-style dataset of batches ``start, start+1, ...`` (use ``batch_size=None`` in a DataLoader);
+    ``(lr, hr)`` for generator v1, ``(lr, hr, texts)`` for v2."""
 
     def __init__(self, seed: int, cfg: DataConfig, length: int, start: int = 0):
         self.seed, self.cfg, self.length, self.start = seed, cfg, length, start
@@ -70,5 +109,7 @@ class TextPairBatches(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple:
+        if self.cfg.version == 2:
+            return make_text_batch(self.seed, self.start + i, self.cfg)
         return make_batch(self.seed, self.start + i, self.cfg)
