@@ -178,3 +178,46 @@ def test_force_redoes_and_changed_settings_redo(inputs, clean_run, tmp_path):
     res = subprocess.run(enhance_cmd(src, out) + ["--scale", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert "already done" not in res.stderr  # another fingerprint: nothing counts as done
     assert Image.open(out / "line01.png").height == 20
+
+
+# --- preproc compare -------------------------------------------------------------------
+SAMPLE = ROOT / "datasets" / "ocr-sample"
+COMPARE_ARGS = ["--task", "ocr", "--dataset", str(SAMPLE), "--variants", "none,bicubic", "--sizes", "6,8,10,12",
+                "--jpeg", "none,75", "--limit", "12", "--sheet-samples", "2", "--no-progress"]
+
+
+@pytest.mark.slow
+def test_compare_survives_sigkill_and_resumes_from_its_cache(tmp_path):
+    """``preproc compare`` killed mid-run: the re-run recomputes only what was missing, the report matches a clean run."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "preproc", "compare", *COMPARE_ARGS, "--out", str(out)]
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    cache = out / "cache.jsonl"
+    try:
+        deadline = time.monotonic() + 240
+        while (not cache.is_file() or cache.read_text().count("\n") < 40) and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()  # killed mid-run, not finished
+    assert not (out / "report.json").exists()
+    before = cache.read_text()
+    whole = before[: before.rfind("\n") + 1].splitlines()
+    with open(cache, "a") as f:  # and a line torn mid-append
+        f.write('{"fp": "x", "key": ["a", 8')
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    lines = cache.read_text().splitlines()
+    assert lines[: len(whole)] == whole
+    keys = [tuple(json.loads(x)["key"]) for x in lines if x.startswith("{") and x.endswith("}")]
+    assert len(keys) == len(set(keys)) == 12 * 4 * 2 * 2  # each result once: nothing finished was redone
+    ref = tmp_path / "ref"
+    subprocess.run(cmd[:-1] + [str(ref)], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    got = json.loads((out / "report.json").read_text())
+    want = json.loads((ref / "report.json").read_text())
+    strip = ("seconds", "seconds_per_item")
+    assert [{k: v for k, v in r.items() if not k.startswith(strip)} for r in got["rows"]] == \
+        [{k: v for k, v in r.items() if not k.startswith(strip)} for r in want["rows"]]

@@ -144,8 +144,12 @@ class Report:
         variants: Sequence[Variant],
         sheet_records: Sequence[Record],
         cache: ResultCache,
+        records: Sequence[Record] | None = None,
+        image_ids: set[str] | None = None,
     ) -> None:
-        """Write ``report.json``, ``report.md``, ``plot_<metric>[_q<jpeg>].png`` and ``contact_sheet.png``."""
+        """Write ``report.json``, ``report.md``, ``plot_<metric>[_q<jpeg>].png``, ``contact_sheet.png``
+        and, given the run's ``records``, ``report.html`` (``image_ids``: the records whose images
+        the runner kept in ``report_files/``)."""
         out_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out_dir / "report.json", json.dumps(self.to_json(), indent=1, default=str) + "\n")
         write_text_atomic(out_dir / "report.md", self.to_markdown())
@@ -155,36 +159,72 @@ class Report:
             logger.warning("plots not written: %s", e)
         if sheet_records:
             try:
-                write_contact_sheet(out_dir, task, variants, sheet_records, cache)
+                write_contact_sheet(out_dir, task, variants, sheet_records, cache, setting=self.overview_setting())
             except Exception as e:  # noqa: BLE001
                 logger.warning("contact sheet not written: %s", e)
         try:
             task.write_extras(self, out_dir)
         except Exception as e:  # noqa: BLE001 - an extra plot must not lose the report
             logger.warning("%s task's extra report files not written: %s", task.name, e)
+        if records is not None:
+            from .html_report import write_html_report
 
-    def write_plots(self, out_dir: Path) -> list[Path]:
-        """One PNG per metric and JPEG setting: the metric against size, a line per variant."""
+            try:
+                write_html_report(self, out_dir, task, variants, records, cache, image_ids)
+            except Exception as e:  # noqa: BLE001 - the page must not lose the other files
+                logger.warning("report.html not written: %s: %s", type(e).__name__, e)
+
+    def overview_setting(self) -> tuple[int, int | None] | None:
+        """The (size, jpeg) where the variants differ most on the first metric (the contact sheet's setting)."""
+        if not self.metrics:
+            return None
+        m = self.metrics[0]
+        best: tuple[float, int, int | None] | None = None
+        for size, q in dict.fromkeys((r["size"], r["jpeg"]) for r in self.rows):
+            vals = [r[m] for r in self.rows if r["size"] == size and r["jpeg"] == q and r.get(m) is not None]
+            if not vals:
+                continue
+            spread_ = max(vals) - min(vals)
+            if best is None or spread_ > best[0]:
+                best = (spread_, size, q)
+        return None if best is None else (best[1], best[2])
+
+    def plot_figure(self, metric: str, jpeg: int | None, figsize: tuple[float, float] = (6, 4)):
+        """A matplotlib figure of ``metric`` against size at one JPEG setting, a line per variant (None when empty)."""
         import matplotlib
 
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
+        series = []
+        for v in self.variants:
+            pts = sorted((r["size"], r[metric]) for r in self.rows
+                         if r["variant"] == v and r["jpeg"] == jpeg and r.get(metric) is not None)
+            if pts:
+                series.append((v, pts))
+        if not series:
+            return None
+        fig, ax = plt.subplots(figsize=figsize, dpi=100)
+        for v, pts in series:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=v)
+        ax.set_xlabel(self.size_label)
+        ax.set_ylabel(metric)
+        ax.set_title(f"{self.task}: {metric} vs size, {_jpeg_label(jpeg)}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+
+    def write_plots(self, out_dir: Path) -> list[Path]:
+        """One PNG per metric and JPEG setting: the metric against size, a line per variant."""
+        import matplotlib.pyplot as plt
+
         written = []
         for m in self.metrics:
             for q in dict.fromkeys(r["jpeg"] for r in self.rows):
-                fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-                for v in self.variants:
-                    pts = sorted((r["size"], r[m]) for r in self.rows
-                                 if r["variant"] == v and r["jpeg"] == q and r.get(m) is not None)
-                    if pts:
-                        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=v)
-                ax.set_xlabel(self.size_label)
-                ax.set_ylabel(m)
-                ax.set_title(f"{self.task}: {m} vs size, {_jpeg_label(q)}")
-                ax.grid(alpha=0.3)
-                ax.legend(fontsize=8)
-                fig.tight_layout()
+                fig = self.plot_figure(m, q)
+                if fig is None:
+                    continue
                 path = out_dir / (f"plot_{m}.png" if q is None else f"plot_{m}_q{q}.png")
                 with atomic_target(path) as tmp:
                     fig.savefig(tmp, format="png")
@@ -207,51 +247,90 @@ def write_contact_sheet(
     records: Sequence[Record],
     cache: ResultCache,
     *,
-    cell_height: int = 40,
-    max_width: int = 480,
+    setting: tuple[int, int | None] | None = None,
+    max_samples: int = 2,
+    cell_height: int | None = None,
+    max_width: int = 420,
 ) -> Path | None:
-    """``contact_sheet.png``: per sample and size, each variant's chosen image and its recognition.
+    """``contact_sheet.png``: a small overview, readable at 100 %.
 
-    Images are shown at ``cell_height`` px (upscaled results shrunk, crops enlarged),
-    cropped at ``max_width``; the caption is the task's :meth:`~CompareTask.caption`.
+    One setting (``setting``, default: the first the cache holds for these records; the
+    report passes the one where the variants differ most), the first ``max_samples``
+    ``records`` side by side, and per variant one row: its chosen image (shown
+    ``cell_height`` px high, small crops enlarged with nearest neighbour, cut at
+    ``max_width``) over the task's :meth:`~CompareTask.caption` (green when it equals the
+    record's ``text``). The whole set is in ``report.html``.
     """
+    from .html_report import report_image_path
     from .runner import combine_sample, sample_image_path
 
-    settings = sorted({(k[1], k[2]) for k in cache.entries if k[0] in {r.id for r in records}},
-                      key=lambda t: (t[1] is not None, t[1] or 0, t[0]))
-    font = _font(12)
-    label_w, text_w = 190, 360
-    rows: list[tuple[str, Image.Image | None, str]] = []
-    for r in records:
-        for size, q in settings:
-            rows.append((f"{r.id} @ {size} {_jpeg_label(q)}", None, ""))
-            for v in variants:
-                res = combine_sample(task, v, r.id, size, q, cache)
-                if isinstance(res, str):
-                    rows.append((v.name, None, f"failed: {res[:60]}"))
-                    continue
-                idx, rec, _ = res
-                cand = v.candidates[idx] if idx >= 0 else v.candidates[0]
-                p = sample_image_path(out_dir, r.id, size, q, cand)
-                img = Image.open(p).convert("RGB") if p.is_file() else None
-                label = v.name if v.mode == "single" else f"{v.name} ({cand if idx >= 0 else v.mode})"
-                rows.append((label, img, task.caption(rec)))
-    if not rows:
-        return None
-    row_h = cell_height + 6
-    sheet = Image.new("RGB", (label_w + max_width + text_w, row_h * len(rows)), "white")
+    recs = list(records)[: max(1, max_samples)]
+    ids = {r.id for r in recs}
+    if setting is None:
+        found = sorted({(k[1], k[2]) for k in cache.entries if k[0] in ids},
+                       key=lambda t: (t[1] is not None, t[1] or 0, t[0]))
+        if not found:
+            return None
+        setting = found[0]
+    size, q = setting
+    ch = cell_height or (96 if task.name == "face" else 36)
+    font, small = _font(13), _font(12)
+    label_w, gap, cap_h, pad = 170, 14, 17, 5
+    col_w = max_width
+    row_h = ch + cap_h + 2 * pad
+
+    def load(path: Path) -> Image.Image | None:
+        return Image.open(path).convert("RGB") if path.is_file() else None
+
+    def shown(img: Image.Image) -> Image.Image:
+        w = max(1, round(img.width * ch / img.height))
+        res = Image.Resampling.LANCZOS if img.height > ch else Image.Resampling.NEAREST
+        return img.resize((w, ch), res).crop((0, 0, min(w, col_w), ch))
+
+    grid: list[tuple[str, list[tuple[Image.Image | None, str, bool | None]]]] = []
+    crops = []
+    for r in recs:
+        crop = load(report_image_path(out_dir, r.id, size, q, "none")) or load(
+            sample_image_path(out_dir, r.id, size, q, "none"))
+        crops.append((crop, f"{crop.width} x {crop.height} px" if crop else "", None))
+    grid.append(("crop (enlarged)", crops))
+    for v in variants:
+        cells = []
+        for r in recs:
+            res = combine_sample(task, v, r.id, size, q, cache)
+            if isinstance(res, str):
+                cells.append((None, f"failed: {res[:50]}", False))
+                continue
+            idx, rec, _ = res
+            cand = v.candidates[idx] if idx >= 0 else v.candidates[-1]
+            img = load(sample_image_path(out_dir, r.id, size, q, cand)) or load(
+                report_image_path(out_dir, r.id, size, q, cand))
+            truth = r.get("text")
+            ok = None if truth is None or "text" not in rec else rec.get("text") == truth
+            cells.append((img, task.caption(rec), ok))
+        label = v.name if v.mode == "single" else f"{v.name} ({v.mode})"
+        grid.append((label, cells))
+    title_h, head_h = 26, 22
+    width = label_w + len(recs) * (col_w + gap)
+    sheet = Image.new("RGB", (width, title_h + head_h + row_h * len(grid)), "white")
     draw = ImageDraw.Draw(sheet)
-    for i, (label, img, caption) in enumerate(rows):
-        y = i * row_h
-        if img is None and not caption:  # a section header
-            draw.rectangle([0, y, sheet.width, y + row_h - 1], fill=(225, 230, 240))
-            draw.text((4, y + row_h // 2 - 7), label, fill="black", font=font)
-            continue
-        draw.text((4, y + row_h // 2 - 7), label, fill="black", font=font)
-        if img is not None:
-            w = max(1, round(img.width * cell_height / img.height))
-            shown = img.resize((w, cell_height), Image.Resampling.LANCZOS if img.height > cell_height
-                               else Image.Resampling.NEAREST)
-            sheet.paste(shown.crop((0, 0, min(w, max_width), cell_height)), (label_w, y + 3))
-        draw.text((label_w + max_width + 6, y + row_h // 2 - 7), caption[:64], fill=(20, 20, 120), font=font)
+    draw.rectangle([0, 0, width, title_h - 1], fill=(31, 42, 68))
+    draw.text((8, 6), f"preproc compare ({task.name}): {size} px, {_jpeg_label(q)}; every sample and setting: "
+                      "report.html", fill="white", font=font)
+    for j, r in enumerate(recs):
+        x = label_w + j * (col_w + gap)
+        truth = r.get("text")
+        head = r.id if truth is None else f"{r.id}: {str(truth)[:52]}"
+        draw.text((x, title_h + 4), head, fill=(40, 40, 40), font=font)
+    for i, (label, cells) in enumerate(grid):
+        y = title_h + head_h + i * row_h
+        if i % 2:
+            draw.rectangle([0, y, width, y + row_h - 1], fill=(246, 247, 249))
+        draw.text((8, y + pad + ch // 2 - 7), label, fill="black", font=font)
+        for j, (img, caption, ok) in enumerate(cells):
+            x = label_w + j * (col_w + gap)
+            if img is not None:
+                sheet.paste(shown(img), (x, y + pad))
+            color = (110, 110, 110) if ok is None else ((17, 100, 42) if ok else (168, 34, 27))
+            draw.text((x, y + pad + ch + 2), caption[:60], fill=color, font=small)
     return save_image_atomic(sheet, out_dir / "contact_sheet.png")

@@ -17,6 +17,7 @@ from ..datasets import Record, dataset_dir
 from ..errors import ConfigError, ModelUnavailableError, RecognizerUnavailableError
 from ..io import save_image_atomic
 from .cache import ResultCache, fingerprint
+from .html_report import DEFAULT_REPORT_IMAGES, report_image_path, save_report_image
 from .report import Report
 from .task import CompareTask, Recognition, create_task
 from .variants import (
@@ -68,6 +69,7 @@ def compare(
     overrides: dict[str, Any] | None = None,
     task_options: dict[str, Any] | None = None,
     sheet_samples: int = 4,
+    report_images: int | None = DEFAULT_REPORT_IMAGES,
     resume: bool = True,
     progress: bool | None = None,
 ) -> Report:
@@ -83,6 +85,9 @@ def compare(
     result cache (a re-run with the same settings resumes from it). ``overrides``:
     :class:`~preproc.Preset` fields for the enhancing variants. ``resume=False`` discards
     the cache of an earlier run in ``out`` (after a code or model change the cache cannot see).
+    ``report_images``: how many records keep their images (the crop and every candidate's
+    output, small) in ``out/report_files/`` for ``report.html``'s browser (None: all, 0: none);
+    every record's readings are on the page either way.
 
     A sample whose degradation, enhancement or recognition raises is recorded in the
     row's ``failures`` and skipped. Variants whose backend has no weights here are
@@ -112,7 +117,7 @@ def compare(
     if resolved:  # part of the fingerprint: a new default backend must not reuse old results
         settings["resolved"] = resolved
     if out_dir is not None and not resume:
-        for stale in (out_dir / "cache.jsonl", out_dir / "samples"):
+        for stale in (out_dir / "cache.jsonl", out_dir / "samples", out_dir / "report_files"):
             if stale.is_dir():
                 shutil.rmtree(stale)
             elif stale.exists():
@@ -120,6 +125,9 @@ def compare(
     cache = ResultCache(out_dir / "cache.jsonl" if out_dir else None, fingerprint(settings))
     ctx = CandidateContext(tk.preset, device=device, dtype=dtype, overrides=dict(overrides or {}))
     sheet_ids = {r.id for r in records[: max(0, sheet_samples)]}
+    image_ids = {r.id for r in (records if report_images is None else records[: max(0, report_images)])}
+    if out_dir is None:
+        image_ids = set()
     work = [(r, s, q) for r in records for s in size_list for q in jpegs]
     logger.info("compare %s: %d samples x %d sizes x %d jpeg settings, candidates %s",
                 tk.name, len(records), len(size_list), len(jpegs), candidates)
@@ -127,10 +135,11 @@ def compare(
     try:
         for rec, size, q in tqdm(work, desc=f"compare {tk.name}", unit="crop", disable=disable):
             sheet_dir = out_dir if rec.id in sheet_ids else None
-            todo = [c for c in candidates if _needs_run(cache, (rec.id, size, q, c), sheet_dir)]
-            if not todo:
+            files_dir = out_dir if rec.id in image_ids else None
+            todo = [c for c in candidates if _needs_run(cache, (rec.id, size, q, c), sheet_dir, files_dir)]
+            if not todo and (files_dir is None or report_image_path(files_dir, rec.id, size, q, "none").is_file()):
                 continue
-            _run_one(tk, rec, size, q, todo, fns, ctx, cache, sheet_dir)
+            _run_one(tk, rec, size, q, todo, fns, ctx, cache, sheet_dir, files_dir)
     finally:
         cache.close()
         tk.close()
@@ -148,16 +157,21 @@ def compare(
         out_dir=out_dir,
     )
     if out_dir is not None:
-        report.write(out_dir, tk, parsed, [r for r in records if r.id in sheet_ids], cache)
+        report.write(out_dir, tk, parsed, [r for r in records if r.id in sheet_ids], cache,
+                     records=records, image_ids=image_ids)
     return report
 
 
-def _needs_run(cache: ResultCache, key: tuple, sheet_dir: Path | None) -> bool:
-    """Not cached yet, or a successful contact-sheet sample whose image file is missing."""
+def _needs_run(cache: ResultCache, key: tuple, sheet_dir: Path | None, files_dir: Path | None = None) -> bool:
+    """Not cached yet, or a successful sample whose contact-sheet or report image file is missing."""
     entry = cache.get(key)
     if entry is None:
         return True
-    return sheet_dir is not None and entry["error"] is None and not sample_image_path(sheet_dir, *key).is_file()
+    if entry["error"] is not None:
+        return False
+    if sheet_dir is not None and not sample_image_path(sheet_dir, *key).is_file():
+        return True
+    return files_dir is not None and key[3] != "none" and not report_image_path(files_dir, *key).is_file()
 
 
 def _drop_unavailable(variants: list[Variant]) -> tuple[list[Variant], dict[str, str]]:
@@ -201,8 +215,12 @@ def _run_one(
     ctx: CandidateContext,
     cache: ResultCache,
     sheet_dir: Path | None,
+    files_dir: Path | None = None,
 ) -> None:
-    """Compute and recognise the missing candidates of one (sample, size, jpeg); failures go into the cache."""
+    """Compute and recognise the missing candidates of one (sample, size, jpeg); failures go into the cache.
+
+    With ``files_dir`` the crop and each candidate's image are also kept for ``report.html``.
+    """
     try:
         crop = tk.degrade(rec, size, q)
     except FATAL:
@@ -212,6 +230,8 @@ def _run_one(
         for c in todo:
             cache.put((rec.id, size, q, c), None, f"degrade: {_describe_error(e)}", 0.0)
         return
+    if files_dir is not None:
+        save_report_image(files_dir, tk.name, rec.id, size, q, "none", crop)
     for c in todo:
         t0 = time.perf_counter()
         try:
@@ -225,9 +245,11 @@ def _run_one(
             logger.warning("%s at %s, %s: %s", rec.id, size, c, _describe_error(e))
             cache.put((rec.id, size, q, c), None, _describe_error(e), time.perf_counter() - t0)
             continue
-        cache.put((rec.id, size, q, c), result, None, time.perf_counter() - t0)
-        if sheet_dir is not None:
+        if sheet_dir is not None:  # before the cache line, so a kill between the two redoes this one
             save_image_atomic(img, sample_image_path(sheet_dir, rec.id, size, q, c))
+        if files_dir is not None and c != "none":
+            save_report_image(files_dir, tk.name, rec.id, size, q, c, img)
+        cache.put((rec.id, size, q, c), result, None, time.perf_counter() - t0)
 
 
 def sample_image_path(out_dir: Path, sid: str, size: int, q: int | None, cand: str) -> Path:

@@ -105,6 +105,17 @@ class CompareTask(ABC):
         c = recognition.get("confidence")
         return "" if c is None else f"conf {c:.2f}"
 
+    def html_samples(self, ctx: Any) -> dict[str, Any]:
+        """The per-sample data of ``report.html``'s browser, from an
+        :class:`~preproc.compare.html_report.HtmlContext` (the combined results of every
+        variant, setting and record). The OCR and face tasks' versions live in
+        :mod:`preproc.compare.html_report` (``SAMPLERS``); other tasks get one item per
+        record with its caption and confidence. Override to show a task's own unit.
+        """
+        from .html_report import default_html_samples
+
+        return default_html_samples(self, ctx)
+
     def write_extras(self, report: Any, out_dir: Path) -> list[Path]:
         """Task-specific report files (faces: ROC curves, a face grid); none by default.
 
@@ -180,6 +191,7 @@ _TASKS: dict[str, str] = {
     "ocr": "preproc.compare.ocr:OcrTask",
     # the face task lives in preproc/compare/face.py (issue 6)
     "face": "preproc.compare.face:FaceTask",
+    "page": "preproc.compare.page:PageTask",  # whole pages (issue 15)
 }
 
 
