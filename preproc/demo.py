@@ -4,8 +4,9 @@ Runs :func:`preproc.compare` on ``datasets/ocr-sample`` (30 rendered lines) at l
 heights 8, 10 and 12 px, lossless and JPEG 75, with the variants that need no
 download: ``none``, ``bicubic``, ``cleanup``, ``bicubic+guard``, ``select``, plus
 the learned backends whose weights are installed: ``text-sr`` (our text model, shipped
-in the package) and ``realesrgan-compact`` (general-purpose, for contrast). Prints the table and writes
-the report into ``build/demo`` (``--out`` to change). Under a minute on 2 CPU cores.
+in the package) and ``realesrgan-compact`` (general-purpose, for contrast). Prints the table, writes
+the report into ``build/demo`` (``--out`` to change) and ends with the path of its
+``report.html``. Under a minute on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"preproc demo: error: {e}", file=sys.stderr)
         return 2
     print(report.to_markdown())
-    print(f"preproc demo: report, plots and contact sheet in {args.out}/", file=sys.stderr)
+    print(f"preproc demo: report, plots and contact sheet in {args.out}/; open this page in a browser:",
+          file=sys.stderr)
+    page = Path(args.out, "report.html").resolve()
+    print(page if page.is_file() else "preproc demo: report.html was not written (see the warnings above)")
     return 0
 
 

@@ -49,6 +49,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--task-opt", dest="task_options", action="append", metavar="KEY=VALUE",
                    help="task option, e.g. --task-opt mode=block or --task-opt engine=pytesseract (repeatable)")
     p.add_argument("--sheet-samples", type=int, default=4, help="samples on the contact sheet (default 4)")
+    p.add_argument("--report-images", type=int, default=500,
+                   help="samples whose images report.html shows (small files in OUT/report_files/; "
+                        "-1: all; default 500)")
     p.add_argument("--no-resume", action="store_true",
                    help="discard the result cache of an earlier run in --out and start again")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -76,9 +79,10 @@ def run(args: argparse.Namespace) -> int:
         overrides=parse_overrides(args.overrides),
         task_options=task_options,
         sheet_samples=args.sheet_samples,
+        report_images=None if args.report_images < 0 else args.report_images,
         resume=not args.no_resume,
         progress=False if args.no_progress else None,
     )
     print(report.to_markdown())
-    print(f"preproc compare: report written to {args.out}", file=sys.stderr)
+    print(f"preproc compare: report written to {args.out} (open {args.out}/report.html)", file=sys.stderr)
     return 0
