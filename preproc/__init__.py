@@ -3,7 +3,7 @@
 import logging
 
 from . import compare  # a package that is also callable: preproc.compare(dataset, ...)
-from .enhance import Enhancer, EnhanceResult, enhance
+from .enhance import Enhancer, EnhanceResult, enhance, enhance_many
 from .errors import PreprocError
 from .io import load_image
 from .presets import Preset, get_preset
@@ -21,6 +21,7 @@ __all__ = [
     "compare",
     "create_upscaler",
     "enhance",
+    "enhance_many",
     "get_preset",
     "load_image",
     "register_upscaler",

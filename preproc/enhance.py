@@ -6,24 +6,28 @@ colour fix -> output mode -> hooks.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from . import gate
 from .devices import resolve_device
+from .errors import ModelUnavailableError, PreprocError, UnknownUpscalerError, WeightsError
 from .hooks import Hook, run_hooks
 from .io import DEFAULT_MAX_PIXELS, ImageLike, load_image, to_pil
 from .post import color_fix, resize_to
 from .presets import Preset, get_preset
-from .upscalers import Upscaler, create_upscaler, upscaler_class
+from .upscalers import RunInfo, Upscaler, create_upscaler, upscaler_class
 from .upscalers.auto import resolve_auto
 
 logger = logging.getLogger(__name__)
@@ -39,6 +43,21 @@ class EnhanceResult:
     def to_numpy(self) -> np.ndarray:
         """The image as a uint8 array (``(H, W)`` for mode L, ``(H, W, 3)`` for RGB)."""
         return np.asarray(self.image)
+
+
+@dataclass
+class _Prepared:
+    """One crop between the gate and the model (shared by the one-by-one and the batched paths)."""
+
+    image: np.ndarray
+    preset: Preset
+    decision: gate.GateDecision
+    meta: dict[str, Any]
+    generator: torch.Generator | None
+    name: str | None = None
+    why: str | None = None
+    up: Upscaler | None = None
+    prep_seconds: float = 0.0
 
 
 class Enhancer:
@@ -104,24 +123,21 @@ class Enhancer:
             return self._backends[key]
 
     # --- the flow ----------------------------------------------------------------
-    def enhance(
-        self,
-        crop: ImageLike,
-        *,
-        scale: float | None = None,
-        hooks: list[Hook] | tuple[Hook, ...] = (),
-        generator: torch.Generator | None = None,
-        seed: int | None = None,
-        progress: bool | None = None,
-        **overrides: Any,
-    ) -> EnhanceResult:
-        """Enhance one crop; see :func:`preproc.enhance`."""
-        t0 = time.perf_counter()
-        preset = self.preset.replace(**overrides) if overrides else self.preset
-        if overrides:
-            from .presets import validate
+    def _preset(self, overrides: dict[str, Any]) -> Preset:
+        """The preset of a call: the enhancer's, with this call's ``overrides`` checked and applied."""
+        if not overrides:
+            return self.preset
+        from .presets import validate
 
-            validate(preset)
+        preset = self.preset.replace(**overrides)
+        validate(preset)
+        return preset
+
+    def _prepare(
+        self, crop: ImageLike, preset: Preset, scale: float | None, generator: torch.Generator | None, seed: int | None
+    ) -> _Prepared:
+        """Load and validate ``crop``, run the gate and pick the backend: everything before the model."""
+        t0 = time.perf_counter()
         image = load_image(crop, max_pixels=self.max_pixels)
         h, w = image.shape[:2]
         decision = gate.decide(image, preset, scale)
@@ -140,25 +156,45 @@ class Enhancer:
                 raise ConfigError("give either `seed` or `generator`, not both")
             generator = torch.Generator("cpu").manual_seed(seed)
         meta["seed"] = seed if seed is not None else (generator.initial_seed() if generator is not None else None)
-        if decision.skip:
+        job = _Prepared(image, preset, decision, meta, generator)
+        if not decision.skip:
+            job.name, job.why = self.backend_name(preset)
+            job.up = self.get_upscaler(job.name, preset, decision.scale)
+        job.prep_seconds = time.perf_counter() - t0
+        return job
+
+    def _upscale_one(self, job: _Prepared, progress: bool | None) -> tuple[np.ndarray, RunInfo, float]:
+        """The backend's own :meth:`~preproc.upscalers.Upscaler.run` on one prepared crop (tiled if need be)."""
+        t_up = time.perf_counter()
+        res, info = job.up.run(job.image, job.preset, generator=job.generator, progress=progress)
+        return res, info, time.perf_counter() - t_up
+
+    def _finish(
+        self, job: _Prepared, upscaled: tuple[np.ndarray, RunInfo, float] | None, hooks: list[Hook] | tuple[Hook, ...]
+    ) -> EnhanceResult:
+        """Everything after the model: resize to the gate's scale, colour fix, output mode, hooks, meta."""
+        t_fin = time.perf_counter()
+        image, preset, meta = job.image, job.preset, job.meta
+        h, w = image.shape[:2]
+        spent = job.prep_seconds
+        if upscaled is None:
             out = image
             meta.update(upscaler=None, upscaler_reason="gate skipped enhancement")
         else:
-            name, why = self.backend_name(preset)
-            up = self.get_upscaler(name, preset, decision.scale)
-            t_up = time.perf_counter()
-            res, info = up.run(image, preset, generator=generator, progress=self.progress if progress is None else progress)
+            res, info, seconds = upscaled
+            spent += seconds
+            up = job.up
             meta.update(
-                upscaler=name,
-                upscaler_reason=why,
+                upscaler=job.name,
+                upscaler_reason=job.why,
                 model=getattr(up, "model_id", preset.model),
                 native_scale=up.scale,
                 device=str(up.device),
                 dtype=str(up.dtype).removeprefix("torch."),
-                upscaler_seconds=time.perf_counter() - t_up,
+                upscaler_seconds=seconds,
                 **info.as_meta(),
             )
-            oh, ow = max(1, round(h * decision.scale)), max(1, round(w * decision.scale))
+            oh, ow = max(1, round(h * job.decision.scale)), max(1, round(w * job.decision.scale))
             out = resize_to(res, oh, ow)
             if preset.color_fix and getattr(up, "needs_color_fix", False):
                 out = color_fix(out, image)
@@ -168,8 +204,155 @@ class Enhancer:
         if hooks:
             before = to_pil(image, "RGB")
             result = run_hooks(list(hooks), before, result, meta)
-        meta["seconds"] = time.perf_counter() - t0
+        # This crop's own time: its preparation, its model time (in a batch: its share of
+        # the call) and its post-processing, not the time it waited for batch-mates.
+        meta["seconds"] = spent + time.perf_counter() - t_fin
         return EnhanceResult(result, meta)
+
+    def enhance(
+        self,
+        crop: ImageLike,
+        *,
+        scale: float | None = None,
+        hooks: list[Hook] | tuple[Hook, ...] = (),
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        progress: bool | None = None,
+        **overrides: Any,
+    ) -> EnhanceResult:
+        """Enhance one crop; see :func:`preproc.enhance`."""
+        preset = self._preset(overrides)
+        job = self._prepare(crop, preset, scale, generator, seed)
+        upscaled = None
+        if not job.decision.skip:
+            upscaled = self._upscale_one(job, self.progress if progress is None else progress)
+        return self._finish(job, upscaled, hooks)
+
+    def iter_enhance(
+        self,
+        crops: Iterable[ImageLike],
+        *,
+        batch_size: int = 16,
+        scale: float | None = None,
+        seed: int | None = None,
+        progress: bool | None = None,
+        hooks: list[Hook] | tuple[Hook, ...] = (),
+        **overrides: Any,
+    ) -> Iterator[EnhanceResult | PreprocError]:
+        """Enhance many crops, several per model call; yields one slot per crop, in input order.
+
+        Each slot is the crop's :class:`EnhanceResult` (equal to :meth:`enhance` of that crop
+        with the same arguments, to float rounding) or the :class:`~preproc.errors.PreprocError`
+        its loading, validation, enhancement or hooks raised (a corrupt file, a NaN array, a
+        wrong shape): a bad crop never spoils the others. Crops whose gate chose the same
+        backend (and, for interpolation backends, the same scale) go through it in buckets
+        of up to ``batch_size`` crops of similar size (:mod:`preproc.batching`); crops the
+        backend would tile, and backends with their own sampling loop (SD x4), run one by one.
+
+        Crops are read ``window`` at a time (8 x ``batch_size``), so an endless iterator
+        streams with bounded memory; results of a window come out once it is done.
+        ``seed`` seeds every crop's generator alike, as ``enhance(crop, seed=seed)`` would.
+        ``progress``: a progress bar over crops (None: the enhancer's setting, off when not a
+        TTY). Errors in the arguments themselves (an unknown option, ``batch_size < 1``)
+        raise at once instead of filling slots.
+        """
+        from .errors import ConfigError
+
+        if batch_size < 1:
+            raise ConfigError(f"`batch_size` has to be >= 1 but is {batch_size}")
+        preset = self._preset(overrides)
+        show = self.progress if progress is None else progress
+        total = len(crops) if hasattr(crops, "__len__") else None  # type: ignore[arg-type]
+        bar = tqdm(total=total, desc="enhance", unit="crop", disable=None if show is None else not show, leave=False)
+        window = 8 * batch_size
+        try:
+            it = iter(crops)
+            while True:
+                chunk = list(itertools.islice(it, window))
+                if not chunk:
+                    break
+                yield from self._enhance_window(chunk, preset, batch_size, scale, seed, hooks)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+
+    def enhance_many(
+        self,
+        crops: Iterable[ImageLike],
+        *,
+        batch_size: int = 16,
+        scale: float | None = None,
+        seed: int | None = None,
+        progress: bool | None = None,
+        hooks: list[Hook] | tuple[Hook, ...] = (),
+        **overrides: Any,
+    ) -> list[EnhanceResult | PreprocError]:
+        """:meth:`iter_enhance` as a list: one :class:`EnhanceResult` or :class:`PreprocError` per crop, in order.
+
+        Errors are returned, not raised, so one bad crop in a million neither stops the job
+        nor loses the finished ones; check with ``isinstance(slot, PreprocError)``.
+        """
+        return list(
+            self.iter_enhance(
+                crops, batch_size=batch_size, scale=scale, seed=seed, progress=progress, hooks=hooks, **overrides
+            )
+        )
+
+    def _enhance_window(
+        self,
+        crops: list[ImageLike],
+        preset: Preset,
+        batch_size: int,
+        scale: float | None,
+        seed: int | None,
+        hooks: list[Hook] | tuple[Hook, ...],
+    ) -> list[EnhanceResult | PreprocError]:
+        """One window of :meth:`iter_enhance`: prepare every crop, batch what can be, finish each."""
+        from .batching import upscale_many
+
+        slots: list[Any] = [None] * len(crops)
+        jobs: dict[int, _Prepared] = {}
+        for i, crop in enumerate(crops):
+            try:
+                jobs[i] = self._prepare(crop, preset, scale, None, seed)
+            except (ModelUnavailableError, UnknownUpscalerError, WeightsError):
+                raise  # the backend cannot load: no crop's fault, and every crop would fail
+            except PreprocError as exc:
+                slots[i] = exc
+        upscaled: dict[int, Any] = {}
+        groups: dict[tuple, list[int]] = {}
+        for i, job in jobs.items():
+            if job.decision.skip:
+                upscaled[i] = None
+                continue
+            h, w = job.image.shape[:2]
+            try:
+                batchable = job.up.can_batch() and job.up.fits_one_call(h, w, preset)
+            except PreprocError as exc:
+                slots[i] = exc
+                continue
+            if batchable:
+                groups.setdefault((job.name, id(job.up)), []).append(i)
+            else:
+                try:
+                    upscaled[i] = self._upscale_one(job, False)
+                except PreprocError as exc:
+                    slots[i] = exc
+        for idx in groups.values():
+            up = jobs[idx[0]].up
+            for i, r in zip(idx, upscale_many(up, [jobs[i].image for i in idx], preset, batch_size=batch_size)):
+                if isinstance(r, PreprocError):
+                    slots[i] = r
+                else:
+                    upscaled[i] = (r.image, r.info, r.seconds)
+        for i, job in jobs.items():
+            if slots[i] is not None:
+                continue
+            try:
+                slots[i] = self._finish(job, upscaled[i], hooks)
+            except PreprocError as exc:
+                slots[i] = exc
+        return slots
 
     __call__ = enhance
 
@@ -205,6 +388,12 @@ def enhance(
     Loaded models are kept between calls (the last two configurations); for explicit
     control, keep an :class:`Enhancer`.
     """
+    enh = _cached_enhancer(task, upscaler, model, device, dtype)
+    return enh.enhance(crop, scale=scale, hooks=hooks, generator=generator, seed=seed, progress=progress, **overrides)
+
+
+def _cached_enhancer(task: str, upscaler: str | None, model: Any, device: Any, dtype: Any) -> Enhancer:
+    """The module-level functions' :class:`Enhancer` for these settings (the last two are kept)."""
     key = (task, upscaler, model if isinstance(model, (str, type(None))) else id(model), str(device), str(dtype))
     with _CACHE_LOCK:
         enh = _CACHE.pop(key, None)
@@ -213,4 +402,32 @@ def enhance(
         _CACHE[key] = enh
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
-    return enh.enhance(crop, scale=scale, hooks=hooks, generator=generator, seed=seed, progress=progress, **overrides)
+    return enh
+
+
+def enhance_many(
+    crops: Iterable[ImageLike],
+    task: str = "ocr",
+    upscaler: str | None = None,
+    scale: float | None = None,
+    *,
+    batch_size: int = 16,
+    model: Any = None,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    hooks: list[Hook] | tuple[Hook, ...] = (),
+    seed: int | None = None,
+    progress: bool | None = None,
+    **overrides: Any,
+) -> list[EnhanceResult | PreprocError]:
+    """Enhance many crops, several per model call: one slot per crop, in input order.
+
+    Each slot is what :func:`enhance` would return for that crop (to float rounding), or
+    the :class:`~preproc.errors.PreprocError` that crop raised (returned, not raised).
+    Arguments as in :func:`enhance`; ``batch_size`` caps the crops per model call. See
+    :meth:`Enhancer.enhance_many` and, for streaming, :meth:`Enhancer.iter_enhance`.
+    """
+    enh = _cached_enhancer(task, upscaler, model, device, dtype)
+    return enh.enhance_many(
+        crops, batch_size=batch_size, scale=scale, seed=seed, progress=progress, hooks=hooks, **overrides
+    )

@@ -24,11 +24,25 @@ class _Interpolation(Upscaler):
     def _size(self, h: int, w: int) -> tuple[int, int]:
         return max(1, round(h * self.scale)), max(1, round(w * self.scale))
 
+    #: Whether the border handling equals edge padding (clamped taps), so that
+    #: edge-padded crops of different sizes can share one call at an integer scale.
+    clamps_at_border: bool = False
+
+    def batch_padding(self) -> str | None:
+        """``"edge"`` at an integer scale for clamping kernels; otherwise only equal sizes share a call.
+
+        At a fractional scale the sample positions depend on the image size (``in / out``),
+        so padding would move them.
+        """
+        return "edge" if self.clamps_at_border and float(self.scale) == int(self.scale) else None
+
 
 class BicubicUpscaler(_Interpolation):
     """Bicubic interpolation (PyTorch, a = -0.75, half-pixel centres; antialiased when shrinking)."""
 
     name = "bicubic"
+    context = 2  # the cubic kernel reads 2 input pixels on each side
+    clamps_at_border = True
 
     def upscale(self, batch: torch.Tensor) -> torch.Tensor:
         size = self._size(*batch.shape[-2:])
@@ -40,6 +54,8 @@ class NearestUpscaler(_Interpolation):
     """Nearest-neighbour (pixel replication at integer scales)."""
 
     name = "nearest"
+    context = 1
+    clamps_at_border = True
 
     def upscale(self, batch: torch.Tensor) -> torch.Tensor:
         return F.interpolate(batch.float(), size=self._size(*batch.shape[-2:]), mode="nearest-exact")
@@ -49,6 +65,7 @@ class LanczosUpscaler(_Interpolation):
     """Lanczos-3 through PIL on float32 planes (PIL's resampler, what most users know)."""
 
     name = "lanczos"
+    context = 3  # Lanczos-3 reads 3 input pixels on each side (PIL renormalises at the border)
 
     def upscale(self, batch: torch.Tensor) -> torch.Tensor:
         h, w = batch.shape[-2:]

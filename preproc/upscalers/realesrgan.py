@@ -277,6 +277,34 @@ def load_model(model: Any = None, *, default: str = "x4plus"):
     return _descriptor_from_state_dict(sd, f"weights file {str(path)!r}"), str(path)
 
 
+# --- receptive fields ------------------------------------------------------------------
+#: Context (input pixels per side) for RRDBNet (ESRGAN, x4plus): its receptive field is
+#: ~350 px (23 blocks of 15 convolutions), far wider than any tile, but the influence of
+#: far pixels fades: with this margin Real-ESRGAN x4plus tiled at 48 px / overlap 16 on a
+#: 120x90 image is within 40 dB PSNR of the one-shot output (tests/test_tile_context.py,
+#: docs/backends.md).
+ESRGAN_CONTEXT = 16
+
+
+def receptive_context(descriptor: Any) -> int:
+    """Input pixels of context a tile needs per side for a spandrel model, from its architecture.
+
+    Compact (SRVGGNetCompact): every 3x3 convolution at input resolution widens the
+    receptive field by one pixel per side, so exactly ``num_conv + 2`` (18 for
+    animevideov3 and text-sr): with it a tile's output equals the one-shot output.
+    ESRGAN: :data:`ESRGAN_CONTEXT` (its full receptive field is wider than any tile).
+    Other architectures: 16 px, Real-ESRGAN's ``tile_pad`` order of magnitude.
+    """
+    arch = descriptor.architecture.id
+    model = descriptor.model
+    if arch == "Compact":
+        # All convolutions run at input resolution (the x4 is a pixel shuffle at the end).
+        return sum(max(m.kernel_size) // 2 for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    if arch == "ESRGAN":
+        return ESRGAN_CONTEXT
+    return 16
+
+
 # --- the backends ----------------------------------------------------------------------
 class SpandrelUpscaler(Upscaler):
     """Any single-image spandrel model behind the upscaler protocol, tiled and batched.
@@ -311,6 +339,11 @@ class SpandrelUpscaler(Upscaler):
     #: the CPU caches, and 2x2 tiles of ~264 px beat one 512 px call by 1.44x on x4plus
     #: bf16 (benchmarks/cpu_tile_size.py, docs/performance.md).
     cpu_max_tile: ClassVar[int] = 288
+    #: :meth:`run` only picks the tile; a crop that fits one call is one :meth:`upscale`.
+    batchable: ClassVar[bool | None] = True
+    #: On a CPU, the most input pixels (all crops together) of one batched call of whole
+    #: crops (:meth:`preproc.Enhancer.enhance_many`); larger batches fall out of the caches.
+    cpu_max_batch_pixels: ClassVar[int] = 288 * 288
 
     def __init__(
         self,
@@ -331,7 +364,9 @@ class SpandrelUpscaler(Upscaler):
         req = self.descriptor.size_requirements
         self.size_requirements = SizeRequirements(minimum=max(1, req.minimum), multiple_of=max(1, req.multiple_of))
         self.memory_budget = memory_budget
+        self.context = receptive_context(self.descriptor)
         self._dtype_explicit = dtype is not None
+        self._mask = None
         self._moved()
         logger.info("%s: %s loaded in %.2f s", self.name, self.model_id, time.perf_counter() - t0)
 
@@ -444,27 +479,70 @@ class SpandrelUpscaler(Upscaler):
         the largest side that fits (on a CPU at most :attr:`cpu_max_tile`),
         ``preset.batch_size`` at a time.
         """
-        from ..devices import memory_budget
         from .tiled import TiledUpscaler
 
-        tile = preset.tile
         h, w = image.shape[:2]
-        batch = preset.batch_size
-        if tile is None:
-            budget = memory_budget(self.device, self.memory_budget)
-            cap = self.cpu_max_tile if self.device.type == "cpu" else None
-            one_shot = self.tile_for_budget(budget, 1)
-            if one_shot >= max(h, w) and (cap is None or h * w <= cap * cap):
-                tile = max(h, w)  # one shot
-            else:
-                tile = self.tile_for_budget(budget, batch)
-                if cap is not None:
-                    tile = min(tile, cap)
-                tile = max(tile, 2 * preset.overlap + 8)
-        tiler = TiledUpscaler(self, tile=tile, overlap=preset.overlap, blend=preset.blend, batch_size=batch, progress=progress)
+        tile = self.plan_tile(h, w, preset)
+        tiler = TiledUpscaler(
+            self, tile=tile, overlap=preset.overlap, blend=preset.blend, batch_size=preset.batch_size, progress=progress
+        )
         out, info = tiler.run(image)
-        info.extra = {**(info.extra or {}), "precision": self.precision, "architecture": self.descriptor.architecture.name}
+        info.extra = {**(info.extra or {}), **self.run_extra()}
         return out, info
+
+    def plan_tile(self, height: int, width: int, preset: Preset) -> int:
+        """The input tile side for a ``height`` x ``width`` crop (see :meth:`run`).
+
+        With ``preset.tile=None``: the crop's longer side (one call) when it fits the budget
+        and, on a CPU, has at most ``cpu_max_tile**2`` pixels; otherwise the largest side
+        that fits the budget (on a CPU at most :attr:`cpu_max_tile`) less the context
+        margin on both sides, so the model still sees at most that side.
+        """
+        from ..devices import memory_budget
+
+        if preset.tile is not None:
+            return preset.tile
+        budget = memory_budget(self.device, self.memory_budget)
+        cap = self.cpu_max_tile if self.device.type == "cpu" else None
+        one_shot = self.tile_for_budget(budget, 1)
+        if one_shot >= max(height, width) and (cap is None or height * width <= cap * cap):
+            return max(height, width)  # one shot
+        tile = self.tile_for_budget(budget, preset.batch_size)
+        if cap is not None:
+            tile = min(tile, cap)
+        return max(tile - 2 * self.context, 2 * preset.overlap + 8)
+
+    def run_extra(self) -> dict[str, Any]:
+        return {"precision": self.precision, "architecture": self.descriptor.architecture.name}
+
+    # --- batches of whole crops (preproc.batching) -----------------------------------
+    def batch_padding(self) -> str | None:
+        """``"mask"`` for the plain convolution nets (:data:`preproc.batching.MASKABLE_ARCHS`), else None."""
+        from ..batching import MASKABLE_ARCHS
+
+        return "mask" if self.descriptor.architecture.id in MASKABLE_ARCHS else None
+
+    def upscale_padded(self, batch: torch.Tensor, sizes) -> torch.Tensor:
+        """:meth:`upscale` of a padded batch, each crop masked to its own region (:class:`~preproc.batching.ConvMask`)."""
+        if self.batch_padding() != "mask" or all(tuple(s) == tuple(batch.shape[-2:]) for s in sizes):
+            return self.upscale(batch)
+        from ..batching import ConvMask
+
+        if self._mask is None:
+            self._mask = ConvMask(self.descriptor.model)
+        with self._mask.active(sizes, tuple(batch.shape[-2:])):
+            return self.upscale(batch)
+
+    def max_batch_pixels(self) -> int | None:
+        """Input pixels per batched call: what the memory budget allows (on a CPU also ``cpu_max_batch_pixels``)."""
+        from ..devices import memory_budget
+
+        budget = memory_budget(self.device, self.memory_budget)
+        per_px = self.bytes_per_pixel * (0.5 if self.dtype != torch.float32 and not self.autocast else 1.0)
+        limit = int(budget / per_px)
+        if self.device.type == "cpu":
+            limit = min(limit, self.cpu_max_batch_pixels)
+        return limit
 
 
 class RealESRGANUpscaler(SpandrelUpscaler):
