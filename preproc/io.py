@@ -31,9 +31,11 @@ from .errors import (
     CorruptImageError,
     DtypeError,
     EmptyImageError,
+    ImageFileError,
     ImageNotFoundError,
     ImageTooLargeError,
     NotAnImageError,
+    PreprocError,
     ShapeError,
     UnsupportedInputError,
     ValueRangeError,
@@ -104,10 +106,16 @@ def open_image_file(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT
     decompression bomb is refused without allocating its pixels.
     """
     p = Path(path)
-    if not p.exists():
+    try:
+        exists, is_dir, is_file = p.exists(), p.is_dir(), p.is_file()
+    except (OSError, ValueError) as e:  # a NUL byte, a name too long for the file system
+        raise ImageFileError(f"{str(p)[:200]!r} cannot be used as an image path: {e}") from e
+    if not exists:
         raise ImageNotFoundError(f"image file not found: {str(p)!r}")
-    if p.is_dir():
+    if is_dir:
         raise NotAnImageError(f"{str(p)!r} is a directory, expected an image file")
+    if not is_file:  # a FIFO would block open() forever; a device has no end
+        raise NotAnImageError(f"{str(p)!r} is not a regular file (a pipe, socket or device); expected an image file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -119,16 +127,29 @@ def open_image_file(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT
             f"{str(p)!r} is not an image PIL can decode (size {p.stat().st_size} bytes); "
             "expected PNG, JPEG, TIFF, BMP, WebP, GIF or another PIL format"
         ) from e
+    except PermissionError as e:
+        raise ImageFileError(f"{str(p)!r} cannot be read: permission denied") from e
     except OSError as e:
         raise CorruptImageError(f"{str(p)!r} could not be opened: {e}") from e
     w, h = img.size
-    _check_pixels(h, w, max_pixels, f"image file {str(p)!r}")
+    try:
+        _check_pixels(h, w, max_pixels, f"image file {str(p)!r}")
+    except PreprocError:
+        img.close()
+        raise
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img.load()
-    except (OSError, SyntaxError, ValueError) as e:
+    except Image.DecompressionBombError as e:
+        img.close()
+        raise ImageTooLargeError(f"{str(p)!r}: {e}") from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        img.close()
         raise CorruptImageError(f"{str(p)!r} is truncated or corrupt: {e}") from e
+    except BaseException:
+        img.close()  # do not keep the file open
+        raise
     return img
 
 
@@ -145,6 +166,9 @@ def _from_pil(img: Image.Image, *, max_pixels: int | None) -> np.ndarray:
     if mode == "LA":
         a = np.asarray(img, dtype=np.float32) / 255.0
         return _composite(np.repeat(a[..., :1], 3, axis=2), a[..., 1])
+    if mode == "La":  # premultiplied: on white, out = L*a + (1-a) = Lp + (1-a); PIL cannot convert it
+        a = np.asarray(img, dtype=np.float32) / 255.0
+        return _gray_to_rgb(np.clip(a[..., 0] + (1.0 - a[..., 1]), 0.0, 1.0))
     if mode == "RGB":
         return np.ascontiguousarray(np.asarray(img, dtype=np.float32) / 255.0)
     if mode in ("RGBA", "RGBa"):
@@ -191,15 +215,17 @@ def _from_array(arr: np.ndarray, *, max_pixels: int | None, what: str | None = N
     if c not in (1, 3, 4):
         raise ShapeError(f"{what} has {c} channels; expected 1 (gray), 3 (RGB) or 4 (RGBA), channels last")
     _check_pixels(h, w, max_pixels, what)
-    if arr.dtype == np.bool_:
+    kind, size = arr.dtype.kind, arr.dtype.itemsize  # by kind: a big-endian uint16 is a uint16
+    if kind == "b":
         f = arr.astype(np.float32)
-    elif arr.dtype == np.uint8:
+    elif kind == "u" and size == 1:
         f = arr.astype(np.float32) / 255.0
-    elif arr.dtype == np.uint16:
+    elif kind == "u" and size == 2:
         f = arr.astype(np.float32) / 65535.0
-    elif np.issubdtype(arr.dtype, np.floating):
+    elif kind == "f":
+        _check_float_range(arr, what)  # before the cast: 1e300 is out of range, not "infinite"
         f = arr.astype(np.float32)
-        _check_float_range(f, what)
+        np.clip(f, 0.0, 1.0, out=f)
     else:
         raise DtypeError(f"{what}: dtype {arr.dtype} is not supported; expected uint8, uint16, bool or float in [0, 1]")
     if c == 1:
@@ -210,6 +236,7 @@ def _from_array(arr: np.ndarray, *, max_pixels: int | None, what: str | None = N
 
 
 def _check_float_range(f: np.ndarray, what: str) -> None:
+    """Finite and within ``FLOAT_TOLERANCE`` of [0, 1] (any float dtype; ``f`` is not changed)."""
     if not np.isfinite(f).all():
         n = int((~np.isfinite(f)).sum())
         raise ValueRangeError(f"{what} contains {n} NaN or infinite values; expected finite floats in [0, 1]")
@@ -217,7 +244,6 @@ def _check_float_range(f: np.ndarray, what: str) -> None:
     if lo < -FLOAT_TOLERANCE or hi > 1.0 + FLOAT_TOLERANCE:
         hint = " (looks like 0..255: divide by 255)" if hi > 1.5 and hi <= 255.0 and lo >= 0 else ""
         raise ValueRangeError(f"{what} has float values in [{lo:.4g}, {hi:.4g}]; expected [0, 1]{hint}")
-    np.clip(f, 0.0, 1.0, out=f)
 
 
 def _from_tensor(t, *, max_pixels: int | None) -> np.ndarray:
@@ -232,6 +258,11 @@ def _from_tensor(t, *, max_pixels: int | None) -> np.ndarray:
         raise ShapeError(f"{what} has {t.ndim} dimensions; expected (C,H,W) or (1,C,H,W)")
     if t.shape[0] not in (1, 3, 4):
         raise ShapeError(f"{what} has {t.shape[0]} channels; expected 1, 3 or 4, channels first (C,H,W)")
+    _check_pixels(int(t.shape[1]), int(t.shape[2]), max_pixels, what)  # before copying it
+    if t.device.type == "meta":
+        raise UnsupportedInputError(f"{what} has no data (meta device); expected a tensor on a real device")
+    if t.layout != torch.strided:
+        raise UnsupportedInputError(f"{what} has layout {t.layout}; expected a dense tensor (call .to_dense())")
     if t.dtype == torch.uint8:
         arr = t.detach().to("cpu").permute(1, 2, 0).numpy()
         return _from_array(arr, max_pixels=max_pixels, what=what)
