@@ -192,7 +192,8 @@ def test_compare_survives_sigkill_and_resumes_from_its_cache(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "preproc", "compare", *COMPARE_ARGS, "--out", str(out)]
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = open(tmp_path / "stderr.txt", "w+")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
     cache = out / "cache.jsonl"
     try:
         deadline = time.monotonic() + 240
@@ -202,7 +203,8 @@ def test_compare_survives_sigkill_and_resumes_from_its_cache(tmp_path):
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()  # killed mid-run, not finished
+        log.close()
+    assert proc.returncode == -signal.SIGKILL, (tmp_path / "stderr.txt").read_text()  # killed mid-run
     assert not (out / "report.json").exists()
     before = cache.read_text()
     whole = before[: before.rfind("\n") + 1].splitlines()
