@@ -21,11 +21,14 @@ Built-ins:
 * :func:`record`: keeps everything in ``meta["record"]``: copies of both images, their
   sizes and modes;
 * :data:`keep_if_better` (a :class:`KeepIfBetter`): runs the recognizer on both images
-  and keeps the original when the enhanced one is recognised with less confidence; the
-  two recognitions go into ``meta["recognition"]`` and the decision into
-  ``meta["keep_if_better"]``. ``KeepIfBetter(recognizer, margin=5)`` for another
-  recognizer or a margin. Without a recognizer it uses Tesseract (single line) for the
-  ``ocr`` task and refuses other tasks.
+  and keeps the enhanced one only when :func:`guard_choice` says so: for OCR readings
+  (results with a ``text``) the enhanced reading has to be more confident than the
+  crop's by a margin fitted on rendered lines (:data:`GUARD_MARGINS`, per recognizer;
+  ``benchmarks/fit_guard.py``) and agree with it in length and character classes; for
+  other recognitions (faces) the plain confidence comparison. The two recognitions go
+  into ``meta["recognition"]`` and the decision into ``meta["keep_if_better"]``.
+  ``KeepIfBetter(recognizer, margin=5)`` for another recognizer or margin. Without a
+  recognizer it uses Tesseract (single line) for the ``ocr`` task and refuses other tasks.
 
 Example::
 
@@ -132,28 +135,117 @@ class RecognitionHook:
         raise NotImplementedError
 
 
-class KeepIfBetter(RecognitionHook):
-    """Keep the original crop when the enhanced image is recognised with less confidence.
+#: Margins (confidence points, 0-100) by which an enhanced OCR reading has to beat the
+#: crop's to be kept, fitted on rendered, degraded lines (never on the development set)
+#: by ``benchmarks/fit_guard.py``; docs/ocr.md has the fit. Keyed by recognizer kind
+#: (:func:`recognizer_kind`); unknown recognizers get ``"default"``.
+GUARD_MARGINS: dict[str, float] = {"tesseract": 0.0, "rapidocr": 0.0, "default": 0.0}
+#: A crop reading below this confidence is not trusted as a reference for the length and
+#: character-class checks (Tesseract reads a blank crop as a few letters with confidence 0).
+GUARD_UNREADABLE = 20.0
+#: An enhanced reading whose length differs from the crop's by more than this factor is
+#: taken for a hallucination (or a lost part) and the crop is kept.
+GUARD_MAX_LENGTH_RATIO = 1.6
+#: ... and likewise when their shares of digits differ by more than this.
+GUARD_MAX_DIGIT_SHARE_DIFF = 0.5
 
-    The enhanced image is kept when ``confidence(after) >= confidence(before) - margin``
-    (``margin`` in the recognizer's units, e.g. Tesseract's 0-100). The original comes
-    back in the mode of ``after`` (``L`` for OCR), at its own size.
-    Records ``meta["keep_if_better"] = {"kept", "confidence_before", "confidence_after"}``.
+
+def recognizer_kind(recognizer: Any) -> str:
+    """``"tesseract"``, ``"rapidocr"`` or ``"default"``: whose fitted guard margin applies."""
+    engine = str(getattr(recognizer, "engine", "") or "")
+    if engine in ("tesserocr", "pytesseract") or getattr(recognizer, "__name__", "") == "ocr":
+        return "tesseract"
+    return "rapidocr" if engine == "rapidocr" else "default"
+
+
+def _text_of(result: Any) -> str | None:
+    t = result.get("text") if isinstance(result, dict) else getattr(result, "text", None)
+    return None if t is None else str(t)
+
+
+def _digit_share(text: str) -> float:
+    chars = [c for c in text if not c.isspace()]
+    return sum(c.isdigit() for c in chars) / len(chars) if chars else 0.0
+
+
+def guard_choice(
+    enhanced: Any,
+    original: Any,
+    recognizer: str = "default",
+    *,
+    margin: float | None = None,
+    max_length_ratio: float | None = None,
+    max_digit_share_diff: float | None = None,
+) -> tuple[bool, str]:
+    """Whether to keep the enhanced image's reading over the crop's: ``(keep_enhanced, why)``.
+
+    For OCR readings (results with a ``text``): the enhanced reading is kept when it is
+    non-empty and either the crop read nothing (or with confidence below
+    :data:`GUARD_UNREADABLE`, and the enhanced reading is surer), or (a) its length is within
+    ``max_length_ratio`` of the crop reading's, (b) their digit shares differ by at most
+    ``max_digit_share_diff``, and (c) its confidence is at least the crop's plus
+    ``margin`` (default :data:`GUARD_MARGINS` of ``recognizer``). Otherwise, and for
+    recognitions without text, the more confident one (the enhanced on ties, less
+    ``margin`` when one is given).
+    """
+    m = GUARD_MARGINS.get(recognizer, GUARD_MARGINS["default"]) if margin is None else float(margin)
+    c_enh, c_orig = confidence_of(enhanced), confidence_of(original)
+    t_enh, t_orig = _text_of(enhanced), _text_of(original)
+    if t_enh is None or t_orig is None:
+        keep = c_enh >= c_orig + (0.0 if margin is None else m)
+        return keep, f"confidence {c_enh:.1f} vs {c_orig:.1f}"
+    n_enh, n_orig = len(t_enh.replace(" ", "")), len(t_orig.replace(" ", ""))
+    if n_enh == 0:
+        return False, "the enhanced image reads as nothing"
+    if n_orig == 0:
+        return True, "the crop reads as nothing"
+    if c_orig < GUARD_UNREADABLE and c_enh >= c_orig:
+        return True, f"the crop's reading is unreliable (confidence {c_orig:.1f} < {GUARD_UNREADABLE:g})"
+    ratio = max(n_enh, n_orig) / min(n_enh, n_orig)
+    lim = GUARD_MAX_LENGTH_RATIO if max_length_ratio is None else max_length_ratio
+    if ratio > lim:
+        return False, f"lengths differ {ratio:.2f}x (> {lim})"
+    dd = abs(_digit_share(t_enh) - _digit_share(t_orig))
+    lim_d = GUARD_MAX_DIGIT_SHARE_DIFF if max_digit_share_diff is None else max_digit_share_diff
+    if dd > lim_d:
+        return False, f"digit shares differ by {dd:.2f} (> {lim_d})"
+    if c_enh >= c_orig + m:
+        return True, f"confidence {c_enh:.1f} >= {c_orig:.1f} + margin {m:g}"
+    return False, f"confidence {c_enh:.1f} < {c_orig:.1f} + margin {m:g}"
+
+
+class KeepIfBetter(RecognitionHook):
+    """Keep the original crop unless the enhanced image is read better (:func:`guard_choice`).
+
+    For OCR readings the enhanced image is kept when its reading is at least ``margin``
+    confidence points surer than the crop's (default: :data:`GUARD_MARGINS` fitted on
+    rendered lines for this recognizer, :func:`recognizer_kind`) and agrees with it in
+    length and digit share; for other recognitions (faces) when
+    ``confidence(after) >= confidence(before) - margin`` (``margin`` default 0). The
+    original comes back in the mode of ``after`` (``L`` for OCR), at its own size.
+    Records ``meta["keep_if_better"] = {"kept", "confidence_before", "confidence_after", "why"}``.
     """
 
     __name__ = "keep_if_better"
 
-    def __init__(self, recognizer: Recognizer | None = None, margin: float = 0.0):
+    def __init__(self, recognizer: Recognizer | None = None, margin: float | None = None):
         super().__init__(recognizer)
-        self.margin = float(margin)
+        self.margin = None if margin is None else float(margin)
 
     def decide(self, before: Image.Image, after: Image.Image, meta: dict, rec_before: Any, rec_after: Any) -> Image.Image | None:
         c0, c1 = confidence_of(rec_before), confidence_of(rec_after)
-        keep_original = c1 < c0 - self.margin
+        if _text_of(rec_before) is not None and _text_of(rec_after) is not None:
+            kind = recognizer_kind(self.recognizer or default_recognizer(meta.get("task")))
+            keep_enhanced, why = guard_choice(rec_after, rec_before, kind, margin=self.margin)
+        else:
+            m = 0.0 if self.margin is None else self.margin
+            keep_enhanced, why = c1 >= c0 - m, f"confidence {c1:.1f} vs {c0:.1f} (margin {m:g})"
+        keep_original = not keep_enhanced
         meta["keep_if_better"] = {
             "kept": "original" if keep_original else "enhanced",
             "confidence_before": c0,
             "confidence_after": c1,
+            "why": why,
         }
         if not keep_original:
             return None

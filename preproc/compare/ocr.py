@@ -7,6 +7,15 @@ proportion), then JPEG-compressed when asked. Recognition: :class:`TesseractOCR`
 single-line mode (``--task-opt mode=block`` for multi-line crops). ``--task-opt
 split=selection|report`` keeps only that side of the development-set split
 (:func:`preproc.train.validate.split_dev_lines`; default ``all``).
+``--task-opt recognizer=rapidocr`` reads with :class:`~preproc.recognize.rapid.RapidOCR`
+(PP-OCR recognition) instead of Tesseract.
+
+Each recognition stores ``text``, ``confidence`` (0-100) and ``char_conf`` (one confidence
+per character of ``text``), which the multi-candidate modes use: ``select`` (most
+confident reading), ``vote`` (:mod:`preproc.vote`: readings aligned character by
+character, confidence-weighted votes) and ``+guard`` (:func:`preproc.hooks.guard_choice`:
+the enhanced reading only when it is clearly surer than the crop's and agrees with it in
+length and character classes).
 """
 
 from __future__ import annotations
@@ -18,10 +27,16 @@ from typing import Any
 from PIL import Image
 
 from ..datasets import Record, read_manifest
+from ..errors import ConfigError
+from ..hooks import guard_choice
 from ..io import load_image
 from ..metrics import corpus_scores
 from ..recognize.ocr import TesseractOCR
+from ..vote import char_confidences, vote
 from .task import CompareTask, Recognition, area_resize, jpeg_roundtrip, spread
+
+#: ``--task-opt recognizer=...``
+RECOGNIZERS = ("tesseract", "rapidocr")
 
 
 class OcrTask(CompareTask):
@@ -34,17 +49,31 @@ class OcrTask(CompareTask):
     size_label = "line height (px)"
     default_sizes = (8, 10, 12, 16)
     default_candidates = ("none", "bicubic", "cleanup")
-    modes = ("select",)
+    modes = ("select", "vote")
 
-    def __init__(self, lang: str = "eng", mode: str | int = "line", engine: str = "auto", split: str = "all"):
+    def __init__(self, lang: str = "eng", mode: str | int = "line", engine: str = "auto", split: str = "all",
+                 recognizer: str = "tesseract", vote_power: float = 1.0, guard_margin: float | None = None):
         from ..train.validate import select_split
 
         select_split([], split)  # validates the name
+        if recognizer not in RECOGNIZERS:
+            raise ConfigError(f"unknown OCR recognizer {recognizer!r}; expected one of {', '.join(RECOGNIZERS)}")
         self._split = split
         self._options = {"lang": lang, "mode": mode, "engine": engine}
         if split != "all":  # only then: the fingerprint of whole-set runs stays as it was
             self._options["split"] = split
-        self.ocr = TesseractOCR(lang, mode, engine)
+        if recognizer != "tesseract":
+            self._options["recognizer"] = recognizer
+        # combine-only settings: not in the fingerprint (recognitions do not depend on them)
+        self.vote_power = float(vote_power)
+        self.guard_margin = guard_margin if guard_margin is None else float(guard_margin)
+        self.recognizer = recognizer
+        if recognizer == "rapidocr":
+            from ..recognize.rapid import RapidOCR
+
+            self.ocr: Any = RapidOCR()
+        else:
+            self.ocr = TesseractOCR(lang, mode, engine)
         # the engine actually used is part of the cache fingerprint (their results differ slightly)
         self._options["engine_used"] = self.ocr.engine
 
@@ -59,8 +88,30 @@ class OcrTask(CompareTask):
         return jpeg_roundtrip(area_resize(arr, max(1, round(w * size / h)), size), jpeg)
 
     def recognize(self, image: Image.Image, record: Record) -> Recognition:
-        r = self.ocr.read(image)
-        return {"text": r.text, "confidence": round(r.confidence, 3)}
+        symbols = getattr(self.ocr, "engine", "") in ("tesserocr", "rapidocr")
+        r = self.ocr.read(image, symbols=True) if symbols else self.ocr.read(image)
+        out: Recognition = {"text": r.text, "confidence": round(r.confidence, 3)}
+        confs = char_confidences(r.text, r.symbols) if r.symbols is not None else None
+        if confs is not None:
+            out["char_conf"] = [round(c, 1) for c in confs]
+        return out
+
+    def combine(self, mode: str, recognitions: Sequence[Recognition]) -> tuple[int, Recognition]:
+        """``vote``: :func:`preproc.vote.vote` over the readings (index -1); ``guard``:
+        :func:`preproc.hooks.guard_choice` (enhanced, original); ``select``: the most confident."""
+        if mode == "vote":
+            text, conf = vote(recognitions, power=self.vote_power)
+            return -1, {"text": text, "confidence": conf}
+        if mode == "guard":
+            enhanced, original = recognitions
+            keep, _ = guard_choice(enhanced, original, self.engine_key, margin=self.guard_margin)
+            return (0, enhanced) if keep else (1, original)
+        return super().combine(mode, recognitions)
+
+    @property
+    def engine_key(self) -> str:
+        """The recognizer whose fitted guard margin applies (``tesseract`` or ``rapidocr``)."""
+        return "rapidocr" if self.recognizer == "rapidocr" else "tesseract"
 
     def evaluate(self, records: Sequence[Record], recognitions: Sequence[Recognition]) -> dict[str, Any]:
         s = corpus_scores(

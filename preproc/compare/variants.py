@@ -4,7 +4,7 @@ A **candidate** is a named function ``fn(crop, ctx) -> PIL.Image``: ``none`` (th
 as it is), ``default`` (exactly what ``preproc.enhance(crop, task=...)`` returns when no
 upscaler is named: the preset's ``"auto"`` backend rule and the gate, which may skip),
 every registered upscaler name (through :class:`preproc.Enhancer` with the task's preset,
-i.e. at the gate's scale), and the registered extras (``cleanup``, ``cleanup-bin`` for
+i.e. at the gate's scale; ``NAME@S`` at the forced scale ``S``, e.g. ``text-sr@2``), and the registered extras (``cleanup``, ``cleanup-bin`` for
 OCR; add more with :func:`register_candidate`). :func:`describe_candidates` says what
 ``default`` resolves to here (the report shows it under ``settings["resolved"]``).
 
@@ -39,6 +39,8 @@ GUARD_SUFFIX = "+guard"
 #: The candidate that is ``enhance(crop, task=...)`` with no upscaler named.
 DEFAULT_CANDIDATE = "default"
 DEFAULT_UPSCALER = "auto"
+#: ``NAME@S``: candidate ``NAME`` at the forced scale ``S``.
+SCALE_SEP = "@"
 
 
 @dataclass
@@ -51,15 +53,15 @@ class CandidateContext:
     overrides: dict[str, Any] = field(default_factory=dict)
     _enhancers: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def upscale(self, image: Image.Image, upscaler: str) -> Image.Image:
-        """``image`` through ``preproc.Enhancer(preset, upscaler)``: the gate picks the scale."""
+    def upscale(self, image: Image.Image, upscaler: str, scale: float | None = None) -> Image.Image:
+        """``image`` through ``preproc.Enhancer(preset, upscaler)``: the gate picks the scale unless ``scale``."""
         enh = self._enhancers.get(upscaler)
         if enh is None:
             from ..enhance import Enhancer
 
             enh = Enhancer(self.preset, upscaler, device=self.device, dtype=self.dtype, progress=False, **self.overrides)
             self._enhancers[upscaler] = enh
-        return enh.enhance(image).image
+        return enh.enhance(image, scale=scale).image
 
 
 CandidateFn = Callable[[Image.Image, CandidateContext], Image.Image]
@@ -72,8 +74,8 @@ def register_candidate(name: str, fn: CandidateFn, tasks: Sequence[str] | None =
 
     A registered name shadows an upscaler of the same name.
     """
-    if not name or GUARD_SUFFIX in name or any(ch in name for ch in ",:/"):
-        raise ConfigError(f"candidate name {name!r} must be non-empty without ',', ':', '/' or '+guard'")
+    if not name or GUARD_SUFFIX in name or any(ch in name for ch in ",:/@"):
+        raise ConfigError(f"candidate name {name!r} must be non-empty without ',', ':', '/', '@' or '+guard'")
     _CANDIDATES[name] = (fn, tuple(tasks) if tasks is not None else None)
 
 
@@ -110,8 +112,34 @@ def candidate_names(task: str) -> list[str]:
     return sorted(set(own) | set(upscaler_names()))
 
 
+def _at_scale(name: str) -> tuple[str, float] | None:
+    """``("text-sr", 2.0)`` for ``"text-sr@2"``: an upscaler (or ``default``) at a forced scale."""
+    base, sep, tail = name.rpartition(SCALE_SEP)
+    if not sep:
+        return None
+    try:
+        scale = float(tail)
+    except ValueError:
+        raise ConfigError(f"{name!r}: the scale after {SCALE_SEP!r} has to be a number, e.g. {base}@2") from None
+    if not 1.0 <= scale <= 16.0:
+        raise ConfigError(f"{name!r}: the scale has to be in [1, 16] but is {scale}")
+    if base != DEFAULT_CANDIDATE and base not in upscaler_names():
+        raise ConfigError(f"{name!r}: {SCALE_SEP}SCALE applies to an upscaler or 'default', not {base!r}; "
+                          f"upscalers: {', '.join(upscaler_names())}")
+    return base, scale
+
+
 def candidate_fn(name: str, task: str) -> CandidateFn:
-    """The function producing candidate ``name`` for ``task``."""
+    """The function producing candidate ``name`` for ``task``.
+
+    ``NAME@S`` (``text-sr@2``, ``default@3``): upscaler ``NAME`` at the forced scale ``S``
+    instead of the gate's (``enhance(crop, scale=S)``).
+    """
+    at = _at_scale(name)
+    if at is not None:
+        base, scale = at
+        up = DEFAULT_UPSCALER if base == DEFAULT_CANDIDATE else base
+        return lambda crop, ctx: ctx.upscale(crop, up, scale=scale)
     if name in _CANDIDATES:
         fn, tasks = _CANDIDATES[name]
         if tasks is not None and task not in tasks:
@@ -124,6 +152,9 @@ def candidate_fn(name: str, task: str) -> CandidateFn:
 
 def candidate_unavailable(name: str) -> str | None:
     """Why candidate ``name`` cannot run here (an upscaler without weights), or None."""
+    at = _at_scale(name) if SCALE_SEP in name else None
+    if at is not None:
+        name = at[0] if at[0] != DEFAULT_CANDIDATE else name
     if name in _CANDIDATES or name not in upscaler_names():
         return None
     try:

@@ -1,0 +1,350 @@
+"""Vote across readings: several renderings of one line, read, aligned character by character.
+
+No single enhancement wins every line; :func:`vote` combines the readings of several
+(``text-sr`` at the gate's scale and at x2, bicubic, the crop as it is...) the way ROVER
+does for speech (Fiscus 1997) and Lund et al. (2013) for OCR of several binarisations:
+
+1. each reading is a string of characters (spaces included) with a weight per character:
+   the recognizer's per-symbol confidence (Tesseract's ``RIL.SYMBOL`` confidence, RapidOCR's
+   CTC peak; :func:`reading_from`), ``(conf / 100) ** power``;
+2. the readings are aligned progressively into a *confusion network* (a list of slots,
+   each a tally of votes per character, ``""`` = epsilon, i.e. "no character here"): the
+   most confident reading is the backbone; each further reading is aligned to the network
+   by edit distance where putting character ``c`` into a slot costs ``1 - share of c in
+   the slot`` (so agreeing with the majority is free), leaving a slot out costs ``1 -
+   share of epsilon`` and a new slot costs 1. A reading that leaves a slot out votes
+   epsilon there with its mean weight; a new slot gets epsilon votes from every earlier
+   reading;
+3. each slot outputs the character with the most votes (epsilon: nothing); ties go to the
+   earlier (more confident) reading.
+
+Library entry point: :func:`read_voted` (enhance a crop several ways, read each, vote);
+``preproc compare --variants vote:text-sr/text-sr@2/bicubic/none`` measures it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from .errors import ConfigError
+from .io import ImageLike, load_image, to_pil
+
+logger = logging.getLogger(__name__)
+
+EPS = ""
+#: What :func:`read_voted` reads when no candidates are given: the OCR default (text-sr at
+#: the gate's scale), text-sr at x2, bicubic at the gate's scale and the crop as it is.
+DEFAULT_CANDIDATES: tuple[str, ...] = ("default", "text-sr@2", "bicubic", "none")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One reading to vote with: characters (spaces included) and a weight per character."""
+
+    chars: tuple[str, ...]
+    weights: tuple[float, ...]
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.chars) != len(self.weights):
+            raise ConfigError(f"reading {self.name!r}: {len(self.chars)} characters but {len(self.weights)} weights")
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chars)
+
+    @property
+    def mean_weight(self) -> float:
+        return sum(self.weights) / len(self.weights) if self.weights else 0.0
+
+
+@dataclass
+class VoteResult:
+    """The voted text, its confidence 0-100 (mean vote share of the chosen characters), the readings."""
+
+    text: str
+    confidence: float
+    readings: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "confidence": self.confidence, "readings": self.readings, "seconds": self.seconds}
+
+
+def _weight(conf: float, power: float) -> float:
+    return max(0.0, min(1.0, float(conf) / 100.0)) ** power
+
+
+def reading_from(result: Any, name: str = "", power: float = 1.0) -> Reading:
+    """A :class:`Reading` from a recognition: an ``OcrResult`` or a compare recognition dict.
+
+    Per-character confidences come from, in this order: ``char_conf`` (a list aligned with
+    ``text``, what compare's OCR task stores), ``symbols`` (``OcrResult.symbols``), the
+    word confidences (``OcrResult.words``: each character gets its word's), and last the
+    line's ``confidence`` for every character. Confidences are 0-100.
+    """
+    get = result.get if isinstance(result, dict) else lambda k, d=None: getattr(result, k, d)
+    text = str(get("text", "") or "")
+    line_conf = float(get("confidence", 0.0) or 0.0)
+    confs: list[float] | None = None
+    cc = get("char_conf", None)
+    if cc is not None and len(cc) == len(text):
+        confs = [float(c) for c in cc]
+    if confs is None:
+        syms = get("symbols", None)
+        if syms:
+            confs = char_confidences(text, syms)
+    if confs is None:
+        words = get("words", None)
+        if words:
+            confs = _word_confidences(text, words, line_conf)
+    if confs is None:
+        confs = [line_conf] * len(text)
+    return Reading(tuple(text), tuple(_weight(c, power) for c in confs), name)
+
+
+def _sym(s: Any, key: str, i: int) -> Any:
+    return s.get(key) if isinstance(s, dict) else (getattr(s, key) if hasattr(s, key) else s[i])
+
+
+def char_confidences(text: str, symbols: Sequence[Any]) -> list[float] | None:
+    """Confidences aligned with ``text``: symbols' in order; a space gets its neighbours' minimum.
+
+    ``symbols``: :class:`~preproc.recognize.ocr.Symbol` objects (or dicts / ``(text, conf,
+    ...)`` tuples). None when the symbols do not spell ``text`` (e.g. a multi-line result
+    joined differently).
+    """
+    flat: list[tuple[str, float]] = []
+    for s in symbols:
+        t, c = str(_sym(s, "text", 0)), float(_sym(s, "confidence", 1))
+        flat.extend((ch, c) for ch in t)
+    out: list[float | None] = []
+    k = 0
+    for ch in text:
+        if ch.isspace():
+            out.append(None)
+            continue
+        if k >= len(flat) or flat[k][0] != ch:
+            return None
+        out.append(flat[k][1])
+        k += 1
+    if k != len(flat):
+        return None
+    res: list[float] = []
+    for i, c in enumerate(out):
+        if c is not None:
+            res.append(c)
+            continue
+        left = next((x for x in reversed(out[:i]) if x is not None), None)
+        right = next((x for x in out[i + 1:] if x is not None), None)
+        res.append(min(v for v in (left, right, 100.0) if v is not None))
+    return res
+
+
+def _word_confidences(text: str, words: Sequence[Any], line_conf: float) -> list[float]:
+    confs: list[float] = []
+    wi = 0
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            confs.append(line_conf)
+            if i + 1 < len(text) and not text[i + 1].isspace():
+                wi += 1
+            continue
+        w = words[wi] if wi < len(words) else None
+        c = (w.get("confidence") if isinstance(w, dict) else getattr(w, "confidence", None)) if w is not None else None
+        confs.append(float(c) if c is not None else line_conf)
+    return confs
+
+
+# --- the alignment ---------------------------------------------------------------------
+Slot = dict[str, float]
+
+
+def _share(slot: Slot, ch: str) -> float:
+    tot = sum(slot.values())
+    return slot.get(ch, 0.0) / tot if tot > 0 else 0.0
+
+
+def align(network: list[Slot], reading: Reading, prior_weight: float) -> list[Slot]:
+    """``network`` with ``reading`` aligned into it (a new list; see the module docstring).
+
+    ``prior_weight``: the summed mean weights of the readings already in the network (the
+    epsilon votes a new slot gets).
+    """
+    n, m = len(network), len(reading.chars)
+    inf = float("inf")
+    # cost[i][j]: best cost of aligning slots[:i] with chars[:j]; back: 0 match, 1 skip slot, 2 insert
+    cost = [[inf] * (m + 1) for _ in range(n + 1)]
+    back = [[0] * (m + 1) for _ in range(n + 1)]
+    cost[0][0] = 0.0
+    skip = [1.0 - _share(s, EPS) for s in network]
+    for i in range(n + 1):
+        row, prev = cost[i], cost[i - 1] if i else None
+        for j in range(m + 1):
+            if i == 0 and j == 0:
+                continue
+            best, how = inf, 0
+            if i and j:
+                c = prev[j - 1] + 1.0 - _share(network[i - 1], reading.chars[j - 1])
+                best, how = c, 0
+            if i:
+                c = prev[j] + skip[i - 1]
+                if c < best:
+                    best, how = c, 1
+            if j:
+                c = row[j - 1] + 1.0
+                if c < best:
+                    best, how = c, 2
+            row[j], back[i][j] = best, how
+    # trace back
+    ops: list[tuple[int, int, int]] = []
+    i, j = n, m
+    while i or j:
+        how = back[i][j]
+        ops.append((how, i - 1, j - 1))
+        if how == 0:
+            i, j = i - 1, j - 1
+        elif how == 1:
+            i -= 1
+        else:
+            j -= 1
+    ops.reverse()
+    gap = reading.mean_weight
+    out: list[Slot] = []
+    for how, si, cj in ops:
+        if how == 0:
+            slot = dict(network[si])
+            slot[reading.chars[cj]] = slot.get(reading.chars[cj], 0.0) + reading.weights[cj]
+        elif how == 1:
+            slot = dict(network[si])
+            slot[EPS] = slot.get(EPS, 0.0) + gap
+        else:
+            slot = {EPS: prior_weight, reading.chars[cj]: reading.weights[cj]} if prior_weight > 0 else \
+                {reading.chars[cj]: reading.weights[cj]}
+        out.append(slot)
+    return out
+
+
+def confusion_network(readings: Sequence[Reading]) -> list[Slot]:
+    """The readings aligned into one network, the most confident (highest mean weight) first."""
+    order = sorted(range(len(readings)), key=lambda k: -readings[k].mean_weight)
+    network: list[Slot] = []
+    prior = 0.0
+    for k in order:
+        network = align(network, readings[k], prior)
+        prior += readings[k].mean_weight
+    return network
+
+
+def vote_readings(readings: Sequence[Reading]) -> tuple[str, float]:
+    """``(voted text, confidence 0-100)`` of aligned ``readings`` (see the module docstring).
+
+    The confidence is the mean vote share of the characters output (100: every reading
+    agrees on every character); 0 for an empty result.
+    """
+    if not readings:
+        raise ConfigError("vote needs at least one reading")
+    network = confusion_network(readings)
+    chars: list[str] = []
+    shares: list[float] = []
+    for slot in network:
+        # dicts keep insertion order: on a tie the earlier (more confident) reading's choice wins
+        best = max(slot, key=lambda c: (slot[c], -list(slot).index(c)))
+        if best != EPS:
+            chars.append(best)
+            shares.append(_share(slot, best))
+    text = " ".join("".join(chars).split())
+    return text, round(100.0 * sum(shares) / len(shares), 2) if shares else 0.0
+
+
+def vote(results: Sequence[Any], power: float = 1.0, names: Sequence[str] | None = None) -> tuple[str, float]:
+    """Vote over recognitions (``OcrResult`` objects or compare dicts); see :func:`vote_readings`."""
+    names = list(names) if names is not None else [str(i) for i in range(len(results))]
+    return vote_readings([reading_from(r, n, power) for r, n in zip(results, names, strict=True)])
+
+
+# --- the library entry point ---------------------------------------------------------------
+def read_voted(
+    crop: ImageLike,
+    candidates: Sequence[str] = DEFAULT_CANDIDATES,
+    *,
+    recognizer: Callable[..., Any] | None = None,
+    power: float = 1.0,
+    device: Any = None,
+    context: Any = None,
+) -> VoteResult:
+    """Read ``crop`` as several renderings and vote: the OCR text of a line crop.
+
+    ``candidates``: compare candidate names (:mod:`preproc.compare.variants`): ``default``
+    (what ``enhance(crop, task="ocr")`` returns), ``none``, any upscaler name such as
+    ``text-sr`` or ``bicubic`` (at the OCR gate's scale), ``NAME@S`` (at scale ``S``),
+    ``cleanup``. ``recognizer``: called as ``recognizer(image, symbols=True)`` when it
+    takes that keyword (:class:`~preproc.recognize.TesseractOCR`,
+    :class:`~preproc.recognize.rapid.RapidOCR`), else ``recognizer(image)``; default a shared
+    single-line Tesseract. ``context``: a :class:`~preproc.compare.CandidateContext` to reuse
+    loaded models across calls (one is kept per device otherwise).
+
+    Example::
+
+        r = preproc.read_voted(crop)                  # text-sr, text-sr@2, bicubic, crop
+        r.text, r.confidence, r.readings              # readings: name, text, confidence, seconds
+    """
+    from .compare.variants import candidate_fn
+
+    if not candidates:
+        raise ConfigError("read_voted needs at least one candidate, e.g. ('default', 'none')")
+    t0 = time.perf_counter()
+    ctx = context or _context(device)
+    rec = recognizer or _default_reader()
+    pil = crop if isinstance(crop, Image.Image) else to_pil(load_image(crop))
+    results, readings = [], []
+    for name in candidates:
+        t = time.perf_counter()
+        img = candidate_fn(name, "ocr")(pil, ctx)
+        res = _read(rec, img)
+        results.append(res)
+        conf = res.get("confidence") if isinstance(res, dict) else getattr(res, "confidence", None)
+        text = res.get("text") if isinstance(res, dict) else getattr(res, "text", "")
+        readings.append({"name": name, "text": text, "confidence": conf, "seconds": round(time.perf_counter() - t, 4)})
+    text, conf = vote(results, power=power, names=list(candidates))
+    return VoteResult(text, conf, readings, round(time.perf_counter() - t0, 4))
+
+
+_CONTEXTS: dict[str, Any] = {}
+_READER: list[Any] = []
+
+
+def _context(device: Any) -> Any:
+    from .compare.variants import CandidateContext
+
+    key = str(device)
+    if key not in _CONTEXTS:
+        _CONTEXTS[key] = CandidateContext("ocr", device=device)
+    return _CONTEXTS[key]
+
+
+def _default_reader() -> Any:
+    if not _READER:
+        from .recognize.ocr import TesseractOCR
+
+        _READER.append(TesseractOCR(mode="line"))
+    return _READER[0]
+
+
+def _takes_symbols(rec: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(rec).parameters
+    except (TypeError, ValueError):
+        return False
+    return "symbols" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _read(rec: Callable[..., Any], img: Image.Image) -> Any:
+    return rec(img, symbols=True) if _takes_symbols(rec) else rec(img)
