@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -22,7 +23,13 @@ from tqdm.auto import tqdm
 
 from . import gate
 from .devices import resolve_device
-from .errors import ModelUnavailableError, PreprocError, UnknownUpscalerError, WeightsError
+from .errors import (
+    ImageTooLargeError,
+    ModelUnavailableError,
+    PreprocError,
+    UnknownUpscalerError,
+    WeightsError,
+)
 from .hooks import Hook, run_hooks
 from .io import DEFAULT_MAX_PIXELS, ImageLike, load_image, to_pil
 from .post import color_fix, resize_to
@@ -141,6 +148,14 @@ class Enhancer:
         image = load_image(crop, max_pixels=self.max_pixels)
         h, w = image.shape[:2]
         decision = gate.decide(image, preset, scale)
+        if not decision.skip and self.max_pixels is not None:
+            oh, ow = max(1, round(h * decision.scale)), max(1, round(w * decision.scale))
+            if oh * ow > self.max_pixels:  # bound the output too: scale=3000 must not allocate gigabytes
+                what = repr(str(crop)) if isinstance(crop, (str, os.PathLike)) else f"a {w}x{h} crop"
+                raise ImageTooLargeError(
+                    f"{what} at scale {decision.scale:g} would be {ow}x{oh} = {ow * oh:,} pixels, more than the "
+                    f"limit of {self.max_pixels:,} (max_pixels); pass a smaller scale, or max_pixels=None"
+                )
         meta: dict[str, Any] = {
             "task": preset.task,
             "input_size": [w, h],

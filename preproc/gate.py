@@ -20,6 +20,7 @@ alignment rather than being resized there.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,10 +149,24 @@ def measure_face(image: np.ndarray, preset: Preset) -> dict[str, Any]:
     return {"face_side": face.side, "source": "mtcnn", "face_prob": face.prob}
 
 
+def check_scale(scale: Any) -> float:
+    """An explicit ``scale`` as a float: a finite number > 0, else :class:`~preproc.errors.ConfigError`."""
+    from .errors import ConfigError
+
+    try:
+        s = float(scale)
+    except (TypeError, ValueError):
+        raise ConfigError(f"scale has to be a number > 0 (or None: the gate decides) but is {scale!r}") from None
+    if not math.isfinite(s) or s <= 0:
+        raise ConfigError(f"scale has to be a finite number > 0 (or None: the gate decides) but is {scale!r}")
+    return s
+
+
 def decide(image: np.ndarray, preset: Preset, scale: float | None = None) -> GateDecision:
     """The gate's decision for an ``(H, W, 3)`` crop under ``preset``; an explicit ``scale`` wins."""
     h, w = image.shape[:2]
     if scale is not None:
+        scale = check_scale(scale)
         if scale <= 1.0:
             return GateDecision(1.0, True, f"scale={scale} given: nothing to upscale")
         return GateDecision(float(scale), False, f"scale={scale} given by the caller")
