@@ -15,6 +15,7 @@ import sys
 COMMANDS: list[str] = [
     "preproc.commands.enhance",
     "preproc.commands.compare",
+    "preproc.commands.ocr",
     "preproc.commands.train_text_sr",
     "preproc.commands.train_text_recognizer",
 ]

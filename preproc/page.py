@@ -467,7 +467,10 @@ def read_page(
     name = str(page) if isinstance(page, (str, Path)) else type(page).__name__
     image = load_image(page, max_pixels=max_pixels)
     h, w = image.shape[:2]
-    preset = get_preset("ocr", **overrides)
+    if enhancer is not None:
+        preset = enhancer.preset.replace(**overrides) if overrides else enhancer.preset
+    else:
+        preset = get_preset("ocr", **overrides)
     t_m = time.perf_counter()
     size = measure_text_size(image) if scale is None else None
     decision = decide_page(size, preset, scale, max_body_ratio=max_body_ratio)
