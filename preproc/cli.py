@@ -17,6 +17,7 @@ COMMANDS: list[str] = [
     "preproc.commands.compare",
     "preproc.commands.ocr",
     "preproc.commands.train_text_sr",
+    "preproc.commands.train_face_sr",
     "preproc.commands.train_text_recognizer",
 ]
 
