@@ -74,3 +74,13 @@ def test_auto_rule_picks_text_sr_for_ocr_only_when_weights_ship(monkeypatch, tmp
     monkeypatch.setattr(text_sr, "SHIPPED_WEIGHTS", tmp_path / "absent.safetensors")
     name, why = resolve_auto("ocr", "cpu")
     assert name == "bicubic" and "text-sr (weights unavailable)" in why
+
+
+def test_text_sr_v1_stays_available_for_comparison():
+    assert "text-sr-v1" in upscaler_names()
+    cls = upscaler_class("text-sr-v1")
+    assert cls.is_available() and cls.default_weights() == text_sr.V1_WEIGHTS
+    meta = read_metadata(text_sr.V1_WEIGHTS)
+    assert "train-text-sr" in meta["command"] and "--recognizer-loss" not in meta["command"]
+    up = cls()
+    assert up.model_id.startswith("text-sr-v1") and up.upscale(torch.rand(1, 3, 5, 7)).shape == (1, 3, 20, 28)

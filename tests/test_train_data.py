@@ -99,3 +99,34 @@ def test_bad_data_config_is_rejected():
         DataConfig(lr_heights=(12, 8))
     with pytest.raises(ConfigError, match="batch_size"):
         DataConfig(batch_size=0)
+
+
+def test_generator_v2_fonts_texts_and_whole_lines():
+    from preproc.train.corpus import FONT_DIRS_V2, random_line_text
+    from preproc.train.render import render_text_line
+
+    v2 = find_fonts(FONT_DIRS_V2)
+    assert set(find_fonts()) < set(v2) and any(f.endswith(".otf") for f in v2)
+    assert not any("Symbol" in f or "Thin" in f for f in v2)
+    texts = [random_line_text(np.random.default_rng(i)) for i in range(200)]
+    assert texts[:20] == [random_line_text(np.random.default_rng(i)) for i in range(20)]
+    joined = "".join(texts)
+    assert all(32 <= ord(c) < 127 for c in joined)
+    assert sum(c.isdigit() for c in joined) > 0.1 * len(joined)  # prices, dates, codes
+    assert {".", ",", ":", "(", "-", "/"} <= set(joined)
+    cov, text = render_text_line(np.random.default_rng(4), 40, 320)
+    assert cov.shape == (40, 320) and text and text == text.strip()
+    assert cov[:, :1].max() < 0.5 and cov[:, -1:].max() < 0.5  # nothing cut at the sides
+
+
+def test_degradation_v2_effects_are_off_in_v1_and_change_the_input():
+    assert Degradation().spread_prob == Degradation().binarize_prob == 0
+    cov = render_line(np.random.default_rng(3), 48, 200)
+    base = appearance(cov, np.random.default_rng(0), Degradation(uneven_prob=0))
+    for kw in ({"spread_prob": 1.0}, {"fade_prob": 1.0}, {"texture_prob": 1.0}, {"binarize_prob": 1.0},
+               {"gamma_prob": 1.0}):
+        look = appearance(cov, np.random.default_rng(0), Degradation(uneven_prob=0, **kw))
+        assert look.shape == base.shape and look.dtype == np.float32
+        assert np.abs(look - base).mean() > 1e-3, kw
+    binar = appearance(cov, np.random.default_rng(0), Degradation(uneven_prob=0, binarize_prob=1.0))
+    assert len(np.unique(binar)) == 2

@@ -30,13 +30,22 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--val-dataset", default=DEFAULT_VAL, help=f"validation set (default {DEFAULT_VAL}); '' for none")
     p.add_argument("--val-every", type=int, default=2000, help="validate every N steps (0: never)")
     p.add_argument("--val-lines", type=int, default=120, help="lines of the fixed validation subset")
+    p.add_argument("--data-version", type=int, choices=(1, 2), default=1,
+                   help="training-data generator: 1 (the first model's) or 2 (whole lines with text, more fonts "
+                        "and degradations; needed for --recognizer-loss)")
+    p.add_argument("--recognizer-loss", type=float, default=0.0, metavar="WEIGHT",
+                   help="weight of the CTC loss of a frozen CRNN reading the SR output (default 0: off)")
+    p.add_argument("--recognizer", default=None, help="CRNN weights from `preproc train-text-recognizer`")
+    p.add_argument("--val-split", choices=("selection", "report", "all"), default="selection",
+                   help="lines of the validation set that pick checkpoints (default: selection)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 _OPTIONS = ("out", "minutes", "steps", "seed", "run_dir", "init", "lr", "batch_size", "edge_weight", "device",
-            "amp", "workers", "val_dataset", "val_every", "val_lines")
+            "amp", "workers", "val_dataset", "val_every", "val_lines", "data_version", "recognizer_loss", "recognizer",
+            "val_split")
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -59,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         minutes=minutes, lr=args.lr, edge_weight=args.edge_weight, init=args.init, device=args.device,
         amp=args.amp, workers=args.workers, val_every=args.val_every if args.val_dataset else 0,
         val_dataset=args.val_dataset or None, val_lines=args.val_lines, resume=args.resume,
-        progress=False if args.no_progress else None, data=DataConfig(batch_size=args.batch_size),
+        progress=False if args.no_progress else None,
+        data=DataConfig.v2(batch_size=args.batch_size) if args.data_version == 2 else DataConfig(batch_size=args.batch_size),
+        recognizer_weight=args.recognizer_loss, recognizer=args.recognizer, val_split=args.val_split,
         command=command_line(args),
     )
     summary = train(cfg)

@@ -45,8 +45,9 @@ _FORMAT = "preproc-text-crnn"
 
 
 def normalise_text(text: str) -> str:
-    """Whitespace runs collapsed to one space, outer whitespace and characters outside :data:`CHARSET` dropped."""
-    return "".join(c for c in re.sub(r"\s+", " ", text).strip() if c in _INDEX)
+    """Characters outside :data:`CHARSET` (whitespace aside) dropped, whitespace runs collapsed, ends stripped."""
+    kept = "".join(c for c in text if c in _INDEX or c.isspace())
+    return re.sub(r"\s+", " ", kept).strip()
 
 
 def encode(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,7 +183,7 @@ class RecognizerConfig:
     lr: float = 1e-3
     warmup_steps: int = 200
     #: Probability that a batch shows the SR net's output of the degraded input instead of the HR target.
-    sr_prob: float = 0.3
+    sr_prob: float = 0.0
     #: The text-sr weights whose outputs the recognizer also learns to read ("" for none).
     sr_weights: str = ""
     #: Probability of a mild blur / noise on HR batches (robustness).

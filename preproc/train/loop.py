@@ -59,6 +59,12 @@ class TrainConfig:
     val_dataset: str | None = None
     val_lines: int = 120
     val_sizes: tuple[int, ...] = (8, 10, 12)
+    #: Side of :func:`~preproc.train.validate.split_dev_lines` that picks checkpoints.
+    val_split: str = "selection"
+    #: Weight of the recognition (CTC) term; > 0 needs ``recognizer`` and data version 2.
+    recognizer_weight: float = 0.0
+    #: Frozen CRNN weights (``preproc train-text-recognizer``) for the recognition term.
+    recognizer: str | None = None
     log_every: int = 200
     resume: bool = False
     progress: bool | None = None
@@ -75,6 +81,13 @@ class TrainConfig:
             raise ConfigError(f"`minutes` has to be > 0 but is {self.minutes}")
         if self.amp not in ("bf16", "none"):
             raise ConfigError(f"`amp` has to be 'bf16' or 'none' but is {self.amp!r}")
+        if self.recognizer_weight < 0:
+            raise ConfigError(f"`recognizer_weight` has to be >= 0 but is {self.recognizer_weight}")
+        if self.recognizer_weight > 0 and not self.recognizer:
+            raise ConfigError("a recognition loss weight needs `recognizer` (a CRNN weights file from "
+                              "`preproc train-text-recognizer`)")
+        if self.recognizer_weight > 0 and self.data.version != 2:
+            raise ConfigError(f"the recognition loss needs data version 2 (whole lines with text), got {self.data.version}")
 
 
 def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -102,7 +115,7 @@ class _Validator:
     def __init__(self, cfg: TrainConfig):
         from .validate import TesseractLine, bicubic_x4, build_cases, evaluate, identity
 
-        self.cases = build_cases(cfg.val_dataset, cfg.val_lines, cfg.val_sizes)
+        self.cases = build_cases(cfg.val_dataset, cfg.val_lines, cfg.val_sizes, split=cfg.val_split)
         self.ocr = TesseractLine()
         self._evaluate = evaluate
         self.baselines = {"none": evaluate(self.cases, identity, self.ocr),
@@ -136,6 +149,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         opt.load_state_dict(state["opt"])
         start, best, elapsed_before = state["step"], state["best"], state.get("seconds", 0.0)
         logger.info("resumed from %s at step %d (best mean CER %.4f)", ckpt, start, best)
+    crnn = None
+    if cfg.recognizer_weight > 0:
+        from .crnn import freeze, load_crnn
+
+        crnn = freeze(load_crnn(cfg.recognizer).to(device))
     validator = _Validator(cfg) if cfg.val_every and cfg.val_dataset else None
     if validator:
         logger.info("baselines: %s", json.dumps(validator.baselines))
@@ -151,7 +169,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     meta_base = {"command": cfg.command, "config": _config_record(cfg)}
     if validator:
         meta_base["baselines"] = validator.baselines
-    step, loss_avg, last_val = start, None, None
+    step, loss_avg, ctc_avg, last_val = start, None, None, None
 
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - t0
@@ -160,6 +178,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         nonlocal best, last_val
         rec: dict[str, Any] = {"step": step, "seconds": round(elapsed(), 1), "loss": loss_avg,
                                "lr": opt.param_groups[0]["lr"]}
+        if crnn is not None:
+            rec["ctc"] = ctc_avg
         if validator:
             last_val = validator(net, device)
             rec["val_cer"] = last_val
@@ -178,7 +198,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         logger.info("step %d%s: %s", step, " (final)" if final else "", json.dumps(rec))
 
     try:
-        for lr_b, hr_b in loader:
+        for batch in loader:
+            lr_b, hr_b = batch[0], batch[1]
             progress = step / cfg.steps if cfg.steps is not None else elapsed() / budget
             for g in opt.param_groups:
                 g["lr"] = lr_at(cfg, step, progress)
@@ -186,6 +207,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             with autocast:
                 pred = net(lr_b)
             loss = text_sr_loss(pred.float(), hr_b, cfg.edge_weight)
+            if crnn is not None:
+                from .crnn import recognition_loss
+
+                with autocast:
+                    rl = recognition_loss(crnn, pred.float(), batch[2])
+                loss = loss + cfg.recognizer_weight * rl
+                cv = float(rl.detach())
+                ctc_avg = cv if ctc_avg is None else 0.98 * ctc_avg + 0.02 * cv
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -195,7 +224,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             bar.update(1)
             if step % cfg.log_every == 0:
                 bar.set_postfix(loss=f"{loss_avg:.4f}")
-                logger.info("step %d loss %.4f lr %.2e %.2f steps/s", step, loss_avg,
+                logger.info("step %d loss %.4f%s lr %.2e %.2f steps/s", step, loss_avg,
+                            f" ctc {ctc_avg:.4f}" if ctc_avg is not None else "",
                             opt.param_groups[0]["lr"], (step - start) / max(time.perf_counter() - t0, 1e-9))
             if budget is not None and elapsed() >= budget:
                 logger.info("time budget of %.1f min reached at step %d", cfg.minutes, step)

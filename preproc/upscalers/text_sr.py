@@ -48,14 +48,19 @@ class TextSRUpscaler(SpandrelUpscaler):
     name: ClassVar[str] = "text-sr"
     bytes_per_pixel: ClassVar[float] = 2048.0
 
-    #: The weights used when no ``model`` is given.
-    default_weights: ClassVar[Path] = SHIPPED_WEIGHTS
+    #: The module constant naming the weights used when no ``model`` is given (read at call time).
+    _weights_constant: ClassVar[str] = "SHIPPED_WEIGHTS"
+
+    @classmethod
+    def default_weights(cls) -> Path:
+        """The weights file this backend loads when no ``model`` is given."""
+        return globals()[cls._weights_constant]
 
     def __init__(self, model: Any = None, device=None, dtype=None, *, memory_budget: int | str | None = None):
         source = None
         if model is None:
-            model = self.default_weights
-        if _is_text_sr_file(model) or Path(str(model)) == self.default_weights:
+            model = self.default_weights()
+        if _is_text_sr_file(model) or Path(str(model)) == self.default_weights():
             from ..train.model import load_weights
 
             source = str(model)
@@ -71,11 +76,11 @@ class TextSRUpscaler(SpandrelUpscaler):
             import spandrel  # noqa: F401
         except ImportError:
             return False
-        return cls.default_weights.is_file()
+        return cls.default_weights().is_file()
 
 
 class TextSRV1Upscaler(TextSRUpscaler):
     """The first text-sr model (L1 + edge loss only, docs/text_sr.md), kept for comparison."""
 
     name: ClassVar[str] = "text-sr-v1"
-    default_weights: ClassVar[Path] = V1_WEIGHTS
+    _weights_constant: ClassVar[str] = "V1_WEIGHTS"
