@@ -8,6 +8,7 @@ from .errors import PreprocError
 from .io import load_image
 from .presets import Preset, get_preset
 from .upscalers import create_upscaler, register_upscaler, upscaler_names
+from .vote import read_voted
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,7 @@ __all__ = [
     "enhance_many",
     "get_preset",
     "load_image",
+    "read_voted",
     "register_upscaler",
     "upscaler_names",
 ]
