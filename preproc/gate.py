@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,10 +154,9 @@ def check_scale(scale: Any) -> float:
     """An explicit ``scale`` as a float: a finite number > 0, else :class:`~preproc.errors.ConfigError`."""
     from .errors import ConfigError
 
-    try:
-        s = float(scale)
-    except (TypeError, ValueError):
-        raise ConfigError(f"scale has to be a number > 0 (or None: the gate decides) but is {scale!r}") from None
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real):  # no silent coercion of "2" or True
+        raise ConfigError(f"scale has to be a number > 0 (or None: the gate decides) but is {scale!r}")
+    s = float(scale)
     if not math.isfinite(s) or s <= 0:
         raise ConfigError(f"scale has to be a finite number > 0 (or None: the gate decides) but is {scale!r}")
     return s
