@@ -82,31 +82,42 @@ def _weight(conf: float, power: float) -> float:
     return max(0.0, min(1.0, float(conf) / 100.0)) ** power
 
 
-def reading_from(result: Any, name: str = "", power: float = 1.0) -> Reading:
+WEIGHTINGS = ("char", "word", "min", "line")
+
+
+def reading_from(result: Any, name: str = "", power: float = 1.0, weighting: str = "char") -> Reading:
     """A :class:`Reading` from a recognition: an ``OcrResult`` or a compare recognition dict.
 
-    Per-character confidences come from, in this order: ``char_conf`` (a list aligned with
-    ``text``, what compare's OCR task stores), ``symbols`` (``OcrResult.symbols``), the
-    word confidences (``OcrResult.words``: each character gets its word's), and last the
-    line's ``confidence`` for every character. Confidences are 0-100.
+    ``weighting``: which confidence weighs a character: ``char`` (its own, the default),
+    ``word`` (its word's; Tesseract's word confidence is about its weakest character's),
+    ``min`` (the lower of the two) or ``line`` (the line's). Per-character confidences
+    come from ``char_conf`` (a list aligned with ``text``, what compare's OCR task stores)
+    or ``symbols`` (``OcrResult.symbols``); word confidences from ``word_conf`` (aligned
+    likewise) or ``words``; whatever is missing falls back to the word's, then the
+    line's ``confidence``. Confidences are 0-100; weight = ``(conf / 100) ** power``.
     """
+    if weighting not in WEIGHTINGS:
+        raise ConfigError(f"unknown vote weighting {weighting!r}; expected one of {', '.join(WEIGHTINGS)}")
     get = result.get if isinstance(result, dict) else lambda k, d=None: getattr(result, k, d)
     text = str(get("text", "") or "")
     line_conf = float(get("confidence", 0.0) or 0.0)
-    confs: list[float] | None = None
+    line = [line_conf] * len(text)
+    word: list[float] | None = None
+    wc = get("word_conf", None)
+    if wc is not None and len(wc) == len(text):
+        word = [float(c) for c in wc]
+    elif get("words", None):
+        word = _word_confidences(text, get("words"), line_conf)
+    char: list[float] | None = None
     cc = get("char_conf", None)
     if cc is not None and len(cc) == len(text):
-        confs = [float(c) for c in cc]
-    if confs is None:
-        syms = get("symbols", None)
-        if syms:
-            confs = char_confidences(text, syms)
-    if confs is None:
-        words = get("words", None)
-        if words:
-            confs = _word_confidences(text, words, line_conf)
-    if confs is None:
-        confs = [line_conf] * len(text)
+        char = [float(c) for c in cc]
+    elif get("symbols", None):
+        char = char_confidences(text, get("symbols"))
+    word = word or line
+    char = char or word
+    confs = {"char": char, "word": word, "line": line,
+             "min": [min(a, b) for a, b in zip(char, word, strict=True)]}[weighting]
     return Reading(tuple(text), tuple(_weight(c, power) for c in confs), name)
 
 
@@ -146,6 +157,11 @@ def char_confidences(text: str, symbols: Sequence[Any]) -> list[float] | None:
         right = next((x for x in out[i + 1:] if x is not None), None)
         res.append(min(v for v in (left, right, 100.0) if v is not None))
     return res
+
+
+def word_confidences(text: str, words: Sequence[Any], line_conf: float = 0.0) -> list[float]:
+    """Per character of ``text``: the confidence of the word it is in (spaces: the line's)."""
+    return _word_confidences(text, words, line_conf)
 
 
 def _word_confidences(text: str, words: Sequence[Any], line_conf: float) -> list[float]:
@@ -264,10 +280,12 @@ def vote_readings(readings: Sequence[Reading]) -> tuple[str, float]:
     return text, round(100.0 * sum(shares) / len(shares), 2) if shares else 0.0
 
 
-def vote(results: Sequence[Any], power: float = 1.0, names: Sequence[str] | None = None) -> tuple[str, float]:
-    """Vote over recognitions (``OcrResult`` objects or compare dicts); see :func:`vote_readings`."""
+def vote(results: Sequence[Any], power: float = 1.0, names: Sequence[str] | None = None,
+         weighting: str = "char") -> tuple[str, float]:
+    """Vote over recognitions (``OcrResult`` objects or compare dicts); see :func:`vote_readings`
+    and :func:`reading_from` for ``power`` and ``weighting``."""
     names = list(names) if names is not None else [str(i) for i in range(len(results))]
-    return vote_readings([reading_from(r, n, power) for r, n in zip(results, names, strict=True)])
+    return vote_readings([reading_from(r, n, power, weighting) for r, n in zip(results, names, strict=True)])
 
 
 # --- the library entry point ---------------------------------------------------------------

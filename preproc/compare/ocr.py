@@ -32,7 +32,7 @@ from ..hooks import guard_choice
 from ..io import load_image
 from ..metrics import corpus_scores
 from ..recognize.ocr import TesseractOCR
-from ..vote import char_confidences, vote
+from ..vote import WEIGHTINGS, char_confidences, vote, word_confidences
 from .task import CompareTask, Recognition, area_resize, jpeg_roundtrip, spread
 
 #: ``--task-opt recognizer=...``
@@ -52,10 +52,13 @@ class OcrTask(CompareTask):
     modes = ("select", "vote")
 
     def __init__(self, lang: str = "eng", mode: str | int = "line", engine: str = "auto", split: str = "all",
-                 recognizer: str = "tesseract", vote_power: float = 1.0, guard_margin: float | None = None):
+                 recognizer: str = "tesseract", vote_power: float = 1.0, vote_weighting: str = "char",
+                 guard_margin: float | None = None):
         from ..train.validate import select_split
 
         select_split([], split)  # validates the name
+        if vote_weighting not in WEIGHTINGS:
+            raise ConfigError(f"unknown vote_weighting {vote_weighting!r}; expected one of {', '.join(WEIGHTINGS)}")
         if recognizer not in RECOGNIZERS:
             raise ConfigError(f"unknown OCR recognizer {recognizer!r}; expected one of {', '.join(RECOGNIZERS)}")
         self._split = split
@@ -66,6 +69,7 @@ class OcrTask(CompareTask):
             self._options["recognizer"] = recognizer
         # combine-only settings: not in the fingerprint (recognitions do not depend on them)
         self.vote_power = float(vote_power)
+        self.vote_weighting = vote_weighting
         self.guard_margin = guard_margin if guard_margin is None else float(guard_margin)
         self.recognizer = recognizer
         if recognizer == "rapidocr":
@@ -94,13 +98,15 @@ class OcrTask(CompareTask):
         confs = char_confidences(r.text, r.symbols) if r.symbols is not None else None
         if confs is not None:
             out["char_conf"] = [round(c, 1) for c in confs]
+        if r.words and len(r.words) == len(r.text.split()):
+            out["word_conf"] = [round(c, 1) for c in word_confidences(r.text, r.words, r.confidence)]
         return out
 
     def combine(self, mode: str, recognitions: Sequence[Recognition]) -> tuple[int, Recognition]:
         """``vote``: :func:`preproc.vote.vote` over the readings (index -1); ``guard``:
         :func:`preproc.hooks.guard_choice` (enhanced, original); ``select``: the most confident."""
         if mode == "vote":
-            text, conf = vote(recognitions, power=self.vote_power)
+            text, conf = vote(recognitions, power=self.vote_power, weighting=self.vote_weighting)
             return -1, {"text": text, "confidence": conf}
         if mode == "guard":
             enhanced, original = recognitions
