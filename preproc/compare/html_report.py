@@ -418,7 +418,7 @@ def _plots_html(report: Report) -> str:
                 fig.savefig(buf, format="svg")
                 plt.close(fig)
                 svg = buf.getvalue()
-                svg = svg[svg.find("<svg"):]
+                svg = re.sub(r"<metadata>.*?</metadata>", "", svg[svg.find("<svg"):], flags=re.S)
                 figs.append(f'<figure class="plot">{svg}</figure>')
     if not figs:
         return ""
