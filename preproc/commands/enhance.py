@@ -234,26 +234,16 @@ def compact_journal(job: Job) -> None:
 
 
 def run_local(job: Job, enh: Any, args: argparse.Namespace, progress: Any) -> None:
-    """Enhance ``job.todo`` in this process, batch by batch, recording each item as its batch returns."""
+    """Enhance ``job.todo`` in this process with ``Enhancer.iter_enhance``, recording each item as it comes out.
+
+    ``iter_enhance`` hands results back a window (8 batches) at a time, so a crash loses at
+    most the window in flight.
+    """
     paths = [str(src) for src, _ in job.todo]
-    results = iter_results(enh, paths, batch_size=args.batch_size, scale=args.scale, seed=args.seed)
+    results = enh.iter_enhance(paths, batch_size=args.batch_size, scale=args.scale, seed=args.seed, progress=False)
     for (src, rel), res in zip(job.todo, results, strict=True):
         record_result(job, src, rel, res)
         progress.update(1)
-
-
-def iter_results(enh: Any, crops: list[Any], *, batch_size: int, scale: float | None, seed: int | None):
-    """``Enhancer.iter_enhance`` (one result or PreprocError per crop, in order); one-by-one where it is missing."""
-    from ..errors import PreprocError
-
-    if hasattr(enh, "iter_enhance"):
-        yield from enh.iter_enhance(crops, batch_size=batch_size, scale=scale, seed=seed)
-        return
-    for c in crops:  # TEMPORARY until enhance_many lands
-        try:
-            yield enh.enhance(c, scale=scale, seed=seed)
-        except PreprocError as e:
-            yield e
 
 
 def record_result(job: Job, src: Path, rel: Path, res: Any) -> None:
