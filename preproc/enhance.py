@@ -347,7 +347,9 @@ class Enhancer:
                 slots[i] = exc
                 continue
             if batchable:
-                groups.setdefault((job.name, id(job.up)), []).append(i)
+                # Interpolation backends are made per call at the gate's scale: group by scale.
+                which = float(job.up.scale) if getattr(job.up, "any_scale", False) else id(job.up)
+                groups.setdefault((job.name, which), []).append(i)
             else:
                 try:
                     upscaled[i] = self._upscale_one(job, False)
