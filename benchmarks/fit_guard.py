@@ -92,6 +92,7 @@ def fit(lines: Path, cache: dict[tuple, dict], recognizer: str) -> dict:
     records = read_manifest(lines, require=("text",))
     task = OcrTask.__new__(OcrTask)  # only combine() settings are needed: no recognizer
     task.vote_power, task.vote_weighting, task.guard_margin, task.recognizer = 1.0, "char", None, recognizer
+    task.vote_alt_weight = 0.0
     res: dict = {"recognizer": recognizer, "lines": len(records), "per_setting": {}}
     margins = [-5, 0, 2, 5, 8, 10, 15, 20, 30, 1000]
     totals: dict = {}
@@ -117,11 +118,12 @@ def fit(lines: Path, cache: dict[tuple, dict], recognizer: str) -> dict:
                      >= cache[(r.id, size, q, "none")]["confidence"] else cache[(r.id, size, q, "none")])["text"]
                     for r in ids]
                 row[f"{x}+oldguard"] = cer_of(refs, hyps_plain)
-        for power, weighting, cands in itertools.product(
-                (1.0, 2.0, 4.0), ("char", "word", "min"), [v for v in VOTE_SETS if set(v) <= set(present)]):
-            task.vote_power, task.vote_weighting = power, weighting
+        for power, weighting, alt, cands in itertools.product(
+                (1.0, 2.0, 4.0), ("char", "word", "min"), (0.0, 0.5),
+                [v for v in VOTE_SETS if set(v) <= set(present)]):
+            task.vote_power, task.vote_weighting, task.vote_alt_weight = power, weighting, alt
             hyps = [task.combine("vote", [cache[(r.id, size, q, c)] for c in cands])[1]["text"] for r in ids]
-            row[f"vote-{weighting}{power:g}:{'/'.join(cands)}"] = cer_of(refs, hyps)
+            row[f"vote-{weighting}{power:g}-alt{alt:g}:{'/'.join(cands)}"] = cer_of(refs, hyps)
         res["per_setting"][f"{size}_{'png' if q is None else f'q{q}'}"] = row
         for k, v in row.items():
             if k != "n":

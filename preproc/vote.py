@@ -51,10 +51,19 @@ class Reading:
     chars: tuple[str, ...]
     weights: tuple[float, ...]
     name: str = ""
+    #: Per character: other characters the recognizer considered, with their vote weights
+    #: (Tesseract's LSTM choices); empty tuple: none.
+    alternatives: tuple[tuple[tuple[str, float], ...], ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.chars) != len(self.weights):
             raise ConfigError(f"reading {self.name!r}: {len(self.chars)} characters but {len(self.weights)} weights")
+        if self.alternatives and len(self.alternatives) != len(self.chars):
+            raise ConfigError(f"reading {self.name!r}: {len(self.chars)} characters but "
+                              f"{len(self.alternatives)} alternative lists")
+
+    def alts(self, j: int) -> tuple[tuple[str, float], ...]:
+        return self.alternatives[j] if self.alternatives else ()
 
     @property
     def text(self) -> str:
@@ -85,7 +94,8 @@ def _weight(conf: float, power: float) -> float:
 WEIGHTINGS = ("char", "word", "min", "line")
 
 
-def reading_from(result: Any, name: str = "", power: float = 1.0, weighting: str = "char") -> Reading:
+def reading_from(result: Any, name: str = "", power: float = 1.0, weighting: str = "char",
+                 alt_weight: float = 0.0) -> Reading:
     """A :class:`Reading` from a recognition: an ``OcrResult`` or a compare recognition dict.
 
     ``weighting``: which confidence weighs a character: ``char`` (its own, the default),
@@ -95,6 +105,8 @@ def reading_from(result: Any, name: str = "", power: float = 1.0, weighting: str
     or ``symbols`` (``OcrResult.symbols``); word confidences from ``word_conf`` (aligned
     likewise) or ``words``; whatever is missing falls back to the word's, then the
     line's ``confidence``. Confidences are 0-100; weight = ``(conf / 100) ** power``.
+    ``alt_weight > 0`` adds the recognizer's alternatives per character (``char_alts``, or
+    the symbols' ``alternatives``) as votes of ``alt_weight * (conf / 100) ** power``.
     """
     if weighting not in WEIGHTINGS:
         raise ConfigError(f"unknown vote weighting {weighting!r}; expected one of {', '.join(WEIGHTINGS)}")
@@ -118,7 +130,38 @@ def reading_from(result: Any, name: str = "", power: float = 1.0, weighting: str
     char = char or word
     confs = {"char": char, "word": word, "line": line,
              "min": [min(a, b) for a, b in zip(char, word, strict=True)]}[weighting]
-    return Reading(tuple(text), tuple(_weight(c, power) for c in confs), name)
+    alts: tuple = ()
+    if alt_weight > 0:
+        ca = get("char_alts", None)
+        if ca is None and get("symbols", None):
+            ca = char_alternatives(text, get("symbols"))
+        if ca is not None and len(ca) == len(text):
+            alts = tuple(tuple((str(a), alt_weight * _weight(float(c), power)) for a, c in lst) for lst in ca)
+    return Reading(tuple(text), tuple(_weight(c, power) for c in confs), name, alts)
+
+
+def char_alternatives(text: str, symbols: Sequence[Any], limit: int = 3) -> list[list[list[Any]]] | None:
+    """Per character of ``text``: up to ``limit`` other single characters the recognizer
+    considered, ``[[char, conf], ...]`` (spaces and multi-character symbols: ``[]``); None
+    when the symbols do not spell ``text``."""
+    flat: list[tuple[str, list[list[Any]]]] = []
+    for s in symbols:
+        t = str(_sym(s, "text", 0))
+        raw = (s.get("alternatives") if isinstance(s, dict) else getattr(s, "alternatives", ())) or ()
+        alts = [[a, round(float(c), 1)] for a, c in raw if a != t and len(a) == 1 and float(c) > 0][:limit]
+        for k, ch in enumerate(t):
+            flat.append((ch, alts if len(t) == 1 and k == 0 else []))
+    out: list[list[list[Any]]] = []
+    k = 0
+    for ch in text:
+        if ch.isspace():
+            out.append([])
+            continue
+        if k >= len(flat) or flat[k][0] != ch:
+            return None
+        out.append(flat[k][1])
+        k += 1
+    return out if k == len(flat) else None
 
 
 def _sym(s: Any, key: str, i: int) -> Any:
@@ -238,12 +281,16 @@ def align(network: list[Slot], reading: Reading, prior_weight: float) -> list[Sl
         if how == 0:
             slot = dict(network[si])
             slot[reading.chars[cj]] = slot.get(reading.chars[cj], 0.0) + reading.weights[cj]
+            for a, w in reading.alts(cj):
+                slot[a] = slot.get(a, 0.0) + w
         elif how == 1:
             slot = dict(network[si])
             slot[EPS] = slot.get(EPS, 0.0) + gap
         else:
             slot = {EPS: prior_weight, reading.chars[cj]: reading.weights[cj]} if prior_weight > 0 else \
                 {reading.chars[cj]: reading.weights[cj]}
+            for a, w in reading.alts(cj):
+                slot[a] = slot.get(a, 0.0) + w
         out.append(slot)
     return out
 
@@ -281,11 +328,12 @@ def vote_readings(readings: Sequence[Reading]) -> tuple[str, float]:
 
 
 def vote(results: Sequence[Any], power: float = 1.0, names: Sequence[str] | None = None,
-         weighting: str = "char") -> tuple[str, float]:
+         weighting: str = "char", alt_weight: float = 0.0) -> tuple[str, float]:
     """Vote over recognitions (``OcrResult`` objects or compare dicts); see :func:`vote_readings`
-    and :func:`reading_from` for ``power`` and ``weighting``."""
+    and :func:`reading_from` for ``power``, ``weighting`` and ``alt_weight``."""
     names = list(names) if names is not None else [str(i) for i in range(len(results))]
-    return vote_readings([reading_from(r, n, power, weighting) for r, n in zip(results, names, strict=True)])
+    return vote_readings([reading_from(r, n, power, weighting, alt_weight)
+                          for r, n in zip(results, names, strict=True)])
 
 
 # --- the library entry point ---------------------------------------------------------------

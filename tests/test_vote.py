@@ -165,3 +165,16 @@ def test_compare_vote_mode(tmp_path):
                           limit=3, device="cpu", progress=False)
     row = next(r for r in rep.rows if r["mode"] == "vote")
     assert row["n"] == 3 and row["chosen"] == {"vote": 3} and row["cer"] is not None
+
+
+def test_alternatives_add_votes_only_when_asked():
+    # two readings disagree on one character; the second's alternatives back the first's choice
+    a = {"text": "c4t", "confidence": 60, "char_conf": [90, 60, 90]}
+    b = {"text": "cat", "confidence": 70, "char_conf": [90, 70, 90], "char_alts": [[], [["4", 90]], []]}
+    c = {"text": "cat", "confidence": 55, "char_conf": [90, 55, 90]}
+    assert vote([a, b, c])[0] == "cat"
+    d = {"text": "c4t", "confidence": 60, "char_conf": [90, 60, 90]}
+    assert vote([a, b, c, d], alt_weight=0.0)[0] == "cat"
+    assert vote([a, b, c, d], alt_weight=1.0)[0] == "c4t"
+    with pytest.raises(ConfigError, match="alternative lists"):
+        Reading(tuple("ab"), (1.0, 1.0), "x", ((),))

@@ -32,7 +32,7 @@ from ..hooks import guard_choice
 from ..io import load_image
 from ..metrics import corpus_scores
 from ..recognize.ocr import TesseractOCR
-from ..vote import WEIGHTINGS, char_confidences, vote, word_confidences
+from ..vote import WEIGHTINGS, char_alternatives, char_confidences, vote, word_confidences
 from .task import CompareTask, Recognition, area_resize, jpeg_roundtrip, spread
 
 #: ``--task-opt recognizer=...``
@@ -53,7 +53,7 @@ class OcrTask(CompareTask):
 
     def __init__(self, lang: str = "eng", mode: str | int = "line", engine: str = "auto", split: str = "all",
                  recognizer: str = "tesseract", vote_power: float = 1.0, vote_weighting: str = "char",
-                 guard_margin: float | None = None):
+                 vote_alt_weight: float = 0.0, guard_margin: float | None = None):
         from ..train.validate import select_split
 
         select_split([], split)  # validates the name
@@ -70,6 +70,7 @@ class OcrTask(CompareTask):
         # combine-only settings: not in the fingerprint (recognitions do not depend on them)
         self.vote_power = float(vote_power)
         self.vote_weighting = vote_weighting
+        self.vote_alt_weight = float(vote_alt_weight)
         self.guard_margin = guard_margin if guard_margin is None else float(guard_margin)
         self.recognizer = recognizer
         if recognizer == "rapidocr":
@@ -98,6 +99,9 @@ class OcrTask(CompareTask):
         confs = char_confidences(r.text, r.symbols) if r.symbols is not None else None
         if confs is not None:
             out["char_conf"] = [round(c, 1) for c in confs]
+            alts = char_alternatives(r.text, r.symbols)
+            if alts is not None and any(alts):
+                out["char_alts"] = alts
         if r.words and len(r.words) == len(r.text.split()):
             out["word_conf"] = [round(c, 1) for c in word_confidences(r.text, r.words, r.confidence)]
         return out
@@ -106,7 +110,8 @@ class OcrTask(CompareTask):
         """``vote``: :func:`preproc.vote.vote` over the readings (index -1); ``guard``:
         :func:`preproc.hooks.guard_choice` (enhanced, original); ``select``: the most confident."""
         if mode == "vote":
-            text, conf = vote(recognitions, power=self.vote_power, weighting=self.vote_weighting)
+            text, conf = vote(recognitions, power=self.vote_power, weighting=self.vote_weighting,
+                              alt_weight=self.vote_alt_weight)
             return -1, {"text": text, "confidence": conf}
         if mode == "guard":
             enhanced, original = recognitions
