@@ -244,24 +244,29 @@ def align(network: list[Slot], reading: Reading, prior_weight: float) -> list[Sl
     back = [[0] * (m + 1) for _ in range(n + 1)]
     cost[0][0] = 0.0
     skip = [1.0 - _share(s, EPS) for s in network]
-    for i in range(n + 1):
-        row, prev = cost[i], cost[i - 1] if i else None
-        for j in range(m + 1):
-            if i == 0 and j == 0:
-                continue
-            best, how = inf, 0
-            if i and j:
-                c = prev[j - 1] + 1.0 - _share(network[i - 1], reading.chars[j - 1])
-                best, how = c, 0
-            if i:
-                c = prev[j] + skip[i - 1]
-                if c < best:
-                    best, how = c, 1
-            if j:
-                c = row[j - 1] + 1.0
-                if c < best:
-                    best, how = c, 2
-            row[j], back[i][j] = best, how
+    chars = reading.chars
+    # first row: only insertions
+    for j in range(1, m + 1):
+        cost[0][j], back[0][j] = float(j), 2
+    for i in range(1, n + 1):
+        row, prev = cost[i], cost[i - 1]
+        brow = back[i]
+        slot = network[i - 1]
+        tot = sum(slot.values())
+        get = slot.get
+        sk = skip[i - 1]
+        row[0], brow[0] = prev[0] + sk, 1
+        for j in range(1, m + 1):
+            # match / substitute: free when the slot agrees fully with the character
+            best = prev[j - 1] + (1.0 - get(chars[j - 1], 0.0) / tot if tot > 0 else 1.0)
+            how = 0
+            c = prev[j] + sk
+            if c < best:
+                best, how = c, 1
+            c = row[j - 1] + 1.0
+            if c < best:
+                best, how = c, 2
+            row[j], brow[j] = best, how
     # trace back
     ops: list[tuple[int, int, int]] = []
     i, j = n, m
