@@ -97,3 +97,15 @@ def test_keep_if_better_takes_rapidocr(rapid):
     assert k["kept"] in ("original", "enhanced") and "why" in k
     assert out.meta["recognition"]["before"]["engine"] == "rapidocr"
     assert (out.image.size == crop.size) == (k["kept"] == "original")
+
+
+def test_cli_recognizer_flag(tmp_path, capsys):
+    from preproc.cli import main as cli_main
+
+    rc = cli_main(["compare", "--task", "ocr", "--dataset", str(SAMPLE), "--variants", "none,bicubic",
+                   "--sizes", "12", "--limit", "2", "--out", str(tmp_path / "o"), "--recognizer", "rapidocr",
+                   "--no-progress", "--sheet-samples", "0"])
+    assert rc == 0
+    rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert rep["settings"]["task_options"]["recognizer"] == "rapidocr"
+    assert all(r["n"] == 2 for r in rep["rows"])

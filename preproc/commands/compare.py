@@ -39,8 +39,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_model_args(p)  # --task is the comparison task here (ocr, face); it also picks the enhance preset
     p.add_argument("--dataset", required=True, help="dataset folder with manifest.jsonl")
     p.add_argument("--variants", default="none,bicubic",
-                   help="comma-separated: none, bicubic, cleanup, cleanup-bin, realesrgan, sd-x4, NAME+guard, "
-                        "select, select:a/b/c (default: none,bicubic)")
+                   help="comma-separated: none, default, bicubic, cleanup, cleanup-bin, realesrgan, sd-x4, "
+                        "NAME@SCALE, NAME+guard, select, select:a/b/c, vote, vote:a/b/c (default: none,bicubic)")
     p.add_argument("--sizes", type=_ints, default=None, help="target sizes, e.g. 8,10,12,16 (OCR: line height px)")
     p.add_argument("--jpeg", type=_jpegs, default=[None],
                    help="JPEG quality of the degraded crops, or several: none,75 (default: lossless)")
@@ -48,6 +48,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (report, plots, contact sheet, cache)")
     p.add_argument("--task-opt", dest="task_options", action="append", metavar="KEY=VALUE",
                    help="task option, e.g. --task-opt mode=block or --task-opt engine=pytesseract (repeatable)")
+    p.add_argument("--recognizer", default=None,
+                   help="OCR task: tesseract (default) or rapidocr; the same as --task-opt recognizer=NAME")
     p.add_argument("--sheet-samples", type=int, default=4, help="samples on the contact sheet (default 4)")
     p.add_argument("--report-images", type=int, default=500,
                    help="samples whose images report.html shows (small files in OUT/report_files/; "
@@ -66,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
               "and pass backend settings with --set", file=sys.stderr)
         return 2
     task_options = parse_overrides(args.task_options)
+    if args.recognizer is not None:
+        task_options["recognizer"] = args.recognizer
     report = compare(
         args.dataset,
         task=args.task,
