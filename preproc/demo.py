@@ -31,6 +31,38 @@ def demo_variants() -> list[str]:
     return [*out, "select"]
 
 
+PAGE_SAMPLE = SAMPLE.parent / "page-sample"
+
+
+def page_demo(out: Path, body: int = 10, jpeg: int = 75) -> str:
+    """One bundled page (``datasets/page-sample``) at ``body`` px line height, read as it is and by
+    :func:`preproc.read_page`; writes ``out/page/`` (before/after PNGs, .txt, .hocr, .pdf), returns a summary."""
+    from .compare import create_task
+    from .compare.page import page_scores
+    from .datasets import read_manifest
+    from .io import save_image_atomic
+    from .page import read_page, write_searchable_pdf
+
+    rec = read_manifest(PAGE_SAMPLE)[0]
+    task = create_task("page")
+    low = task.degrade(rec, body, jpeg)
+    plain = task.recognize(low, rec)["text"]
+    task.close()
+    res = read_page(low, progress=False)
+    d = out / "page"
+    save_image_atomic(low, d / "before.png")
+    save_image_atomic(res.image, d / "after.png")
+    from .cache import write_text_atomic
+
+    write_text_atomic(d / "page.txt", res.text + "\n")
+    write_text_atomic(d / "page.hocr", res.hocr)
+    write_searchable_pdf(d / "page.pdf", res.original, res.words)
+    ref = task.reference(rec)
+    before, after = page_scores([ref], [plain])["cer"], page_scores([ref], [res.text])["cer"]
+    return (f"page {rec.id} at {body} px body lines, JPEG {jpeg}: page CER {before:.3f} as it is, {after:.3f} after "
+            f"read_page ({res.meta.get('upscaler')} x{res.meta['scale']:g}); before/after, text, hOCR, PDF in {d}/")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo comparison and print its table; returns the exit status."""
     p = argparse.ArgumentParser(prog="python -m preproc.demo", description=__doc__.splitlines()[0])
@@ -54,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"preproc demo: error: {e}", file=sys.stderr)
         return 2
     print(report.to_markdown())
+    if PAGE_SAMPLE.joinpath("manifest.jsonl").is_file():  # whole pages (issue 15)
+        print(f"preproc demo: {page_demo(Path(args.out))}", file=sys.stderr)
     print(f"preproc demo: report, plots and contact sheet in {args.out}/; open this page in a browser:",
           file=sys.stderr)
     page = Path(args.out, "report.html").resolve()

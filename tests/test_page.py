@@ -128,6 +128,9 @@ def test_gate_skips_large_text_and_limits_mixed_sizes():
     d = decide_page(TextSize(30.0, 8.0, 40.0, 10, 100), p)
     assert d.scale == pytest.approx(1.6) and "limited" in d.reason
     assert decide_page(None, p).skip
+    d = decide_page(TextSize(14.0, 13.0, 30.0, 10, 100), p)  # large enough for Tesseract: left as it is
+    assert d.skip and "reads" in d.reason
+    assert not decide_page(TextSize(14.0, 13.0, 30.0, 10, 100), p, skip_x_height=20).skip
     assert decide_page(TextSize(5.0, 5.0, 9.0, 1, 3), p, scale=1).skip
 
 

@@ -10,7 +10,7 @@ input is unchanged and whose outputs are all present (``--force`` redoes them).
 
 ``--task-opt KEY=VALUE`` sets :func:`preproc.read_page` options: ``lang`` (eng),
 ``psm`` (3), ``dpi`` (300: what Tesseract is told for the image it reads),
-``max_body_ratio`` (2), ``max_output_pixels``, and ``pdf_dpi`` (the PDF's page resolution;
+``max_body_ratio`` (2), ``skip_x_height`` (12), ``max_output_pixels``, and ``pdf_dpi`` (the PDF's page resolution;
 default: the file's own DPI when it records one, else 96).
 """
 
@@ -26,7 +26,7 @@ from .common import parse_overrides
 logger = logging.getLogger(__name__)
 
 JOURNAL_NAME = "meta.jsonl"
-TASK_OPTS = ("lang", "psm", "dpi", "max_body_ratio", "max_output_pixels", "pdf_dpi")
+TASK_OPTS = ("lang", "psm", "dpi", "max_body_ratio", "skip_x_height", "max_output_pixels", "pdf_dpi")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
