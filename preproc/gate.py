@@ -8,10 +8,13 @@ the median x-height to the preset's target (Tesseract's sweet spot is an x-heigh
 about 20-30 px, tessdoc "Improving the quality of the output"), clamped to
 ``[min_scale, max_scale]``; at or below ``min_scale`` the crop is left as it is.
 
-Faces: the face side is measured with MTCNN (facenet-pytorch's detector, the one the
-face recognizer uses; the longer side of the largest face box) when ``detect_face`` is
-on and facenet-pytorch is installed; otherwise, or when no face is found, it is assumed
-to be ``face_fraction`` of the crop's shorter side (and ``meta`` says so). The scale
+Faces: the caller's crop is trusted. For an aligned crop (``Preset.aligned``: the crop
+was already cut around one face by the caller's detector) the face side is
+``face_fraction`` of the crop's shorter side, nothing is detected. For a photo the face
+side is measured with MTCNN (facenet-pytorch's detector, the one the face recognizer
+uses; the longer side of the *most confident* face box) when ``detect_face`` is on and
+facenet-pytorch is installed; otherwise, or when no face is found, it is assumed to be
+``face_fraction`` of the crop's shorter side (and ``meta`` says so). The scale
 brings the face side to ``target_face_side`` (160 px: facenet's input; dlib's 150 px chip
 holds a face of about 100 px), so the face reaches the embedder's input size before
 alignment rather than being resized there.
@@ -138,13 +141,16 @@ def measure_face(image: np.ndarray, preset: Preset) -> dict[str, Any]:
     """
     h, w = image.shape[:2]
     assumed = float(min(h, w)) * preset.face_fraction
+    if preset.aligned:
+        return {"face_side": assumed, "source": f"aligned crop: {preset.face_fraction:g} of the crop"}
     if not preset.detect_face:
         return {"face_side": assumed, "source": f"assumed {preset.face_fraction:g} of the crop (detect_face off)"}
     det = _face_detector()
     if det is None:
         return {"face_side": assumed, "source": f"assumed {preset.face_fraction:g} of the crop (no detector installed)"}
     with _DETECTOR_LOCK:
-        face = det.best(image)
+        faces = det.detect(image)  # most confident first
+    face = faces[0] if faces else None
     if face is None:
         return {"face_side": assumed, "source": f"no face detected; assumed {preset.face_fraction:g} of the crop"}
     return {"face_side": face.side, "source": "mtcnn", "face_prob": face.prob}

@@ -36,6 +36,9 @@ class Preset:
     #: Faces: when no face is measured, the face side is taken as this fraction of the
     #: crop's shorter side (0.5: a face box with half a side of context around it).
     face_fraction: float = 0.5
+    #: Faces: the crop was already cut around one face by the caller (an aligned crop): the
+    #: gate measures the crop (``face_fraction`` of its shorter side) instead of detecting.
+    aligned: bool = False
     #: Fixed scale when no target applies (generic task).
     default_scale: float = 4.0
     #: Largest and smallest scale the gate chooses; below ``min_scale`` the crop is left as it is.

@@ -141,8 +141,15 @@ def test_recognize_upscaled_and_small(lfw_record):
         json.dumps(r)  # cacheable
     # the same person at two resolutions: similar embeddings
     assert float(np.dot(r_none["embedding"], r_big["embedding"])) > 0.8
-    blank = task.recognize(Image.new("RGB", big.size, (128, 128, 128)), lfw_record)
+    # box="auto": an aligned record is trusted (fixed box): a grey image is embedded, with detector confidence 0
+    assert task.box_mode(lfw_record) == "fixed" and r_none["box"] == "fixed"
+    grey = task.recognize(Image.new("RGB", big.size, (128, 128, 128)), lfw_record)
+    assert grey["embedding"] is not None and grey["confidence"] == 0.0
+    # box="detect": no face found is a detection failure, not an exception
+    blank = FaceTask(box="detect").recognize(Image.new("RGB", big.size, (128, 128, 128)), lfw_record)
     assert blank["embedding"] is None and blank["confidence"] == 0.0 and "no face" in blank["error"]
+    photo = Record("x", lfw_record.image, {"aligned": False})
+    assert task.box_mode(photo) == "detect"
 
 
 @pytest.mark.slow
@@ -170,3 +177,27 @@ def test_compare_end_to_end(shared_datasets, tmp_path):
     assert sheet == out / "face_contact_sheet.png"
     # 4 samples x 1 size rows, 2 candidates (none, bicubic) columns of 112 px
     assert Image.open(sheet).size == (200 + 2 * 112, 16 + 4 * 116)
+
+
+@pytest.mark.slow
+def test_sets_reported_apart_and_box_follows_aligned(shared_datasets, tmp_path):
+    """Pairs of several sets: one metric group per set, no pooled accuracy; box per record; exclude."""
+    import preproc
+
+    ids = tmp_path / "exclude.txt"
+    ids.write_text("orl-s01\n")
+    rep = preproc.compare(
+        shared_datasets / "faces-dev", task="face", variants=["none"], sizes=[32], limit=16,
+        out=tmp_path / "run", task_options={"exclude": str(ids)}, progress=False,
+    )
+    row = rep.row("none", 32)
+    sets = {m.split(":")[0] for m in rep.metrics if ":" in m}
+    assert len(sets) >= 2 and rep.metrics[0].endswith(":accuracy")
+    assert row.get("accuracy") is None and "by_set" in row
+    accs = [row[f"{s}:accuracy"] for s in sets]
+    assert any(a is not None for a in accs)
+    assert all(a is None or 0.0 <= a <= 1.0 for a in accs)  # None: a set with too few pairs for metrics
+    assert "fixed for" in row["box_used"]
+    assert row["excluded_pairs"] > 0
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert md.index(f"{sorted(sets)[0]}:accuracy") < md.index("All rows")

@@ -17,13 +17,23 @@ Protocol (stated in every report's settings):
    toward 160 px; ``NAME+guard`` keeps the plain crop when its detection probability is
    higher; ``fuse`` averages the normalised embeddings of its candidates and of their
    horizontal flips (test-time augmentation).
-5. **Recognition**: with ``box="detect"`` (default) MTCNN runs on each variant's image
-   and the face overlapping the expected box (the original box mapped into the image)
-   is aligned and embedded; an image where no such face is found is a *detection
-   failure*. With ``box="fixed"`` the expected box is used as it is (no detection
-   failures; isolates identity from detection).
+5. **Recognition**: the caller's crop is trusted. ``box="auto"`` (default) follows the
+   manifest's ``aligned`` flag: ``fixed`` for aligned crops (LFW deep-funneled, ORL),
+   ``detect`` for full photos; every row says how many images each mode got
+   (``box_used``). With ``detect`` MTCNN runs on each variant's image and the face
+   overlapping the expected box (the original box mapped into the image) is aligned and
+   embedded; an image where no such face is found is a *detection failure*. With
+   ``fixed`` the expected box is used as it is (no detection failures; isolates identity
+   from detection). ``box="detect"`` / ``"fixed"`` force one mode for every image.
 6. **Metrics** over pairs: ROC AUC, 10-fold accuracy (thresholds chosen on the other
-   nine folds: the LFW protocol), TAR at FAR 1e-2. A pair with a failed image is
+   nine folds: the LFW protocol), TAR at FAR 1e-2. When the pairs come from several
+   sets, each set is reported on its own (metrics ``SET:accuracy``, ``SET:auc``,
+   ``SET:tar_at_far_1e-2``, first in the report) and no pooled row is made: one
+   threshold over sets of different difficulty is misleading.
+7. **Held-apart identities**: ``exclude`` (a face-sr weights file, ``face-sr`` for the
+   shipped one, or a text file with one identity per line) drops every pair with an
+   identity in that list (the training identities of the upscaler under test); the
+   rows say how many pairs were dropped. A pair with a failed image is
    counted against the variant (worst score for its label, see
    :mod:`preproc.face_metrics`). ``detection_failures`` counts images without a face,
    ``failed_pairs`` the pairs they spoil.
@@ -69,9 +79,10 @@ class FaceGeometry:
 class FaceTask(CompareTask):
     """Face verification before/after enhancement (see the module docstring for the protocol).
 
-    Options: ``embedder`` (``"dlib"`` or ``"facenet"``), ``model`` (the embedder's
-    weights file), ``pair_set`` (one ``set`` of ``pairs.jsonl``; None: all pairs),
-    ``box`` (``"detect"`` or ``"fixed"``), ``context`` (crop side / face side, >= 1),
+    Options: ``embedder`` (``"dlib"``, ``"dlib-torch"`` or ``"facenet"``), ``model`` (the
+    embedder's weights file), ``pair_set`` (one ``set`` of ``pairs.jsonl``; None: all
+    pairs), ``box`` (``"auto"``, ``"detect"`` or ``"fixed"``), ``exclude`` (identities
+    whose pairs are dropped), ``context`` (crop side / face side, >= 1),
     ``min_face_size`` (MTCNN, px), ``flip`` (``fuse`` also averages mirrored chips).
     """
 
@@ -89,15 +100,16 @@ class FaceTask(CompareTask):
         embedder: str = "dlib",
         model: str | None = None,
         pair_set: str | None = None,
-        box: str = "detect",
+        box: str = "auto",
         context: float = 2.0,
         min_face_size: int = 10,
         flip: bool = True,
+        exclude: str | None = None,
     ):
         from ..recognize.face import BOX_MODES
 
-        if box not in BOX_MODES:
-            raise ConfigError(f"face task option `box` has to be one of {', '.join(BOX_MODES)} but is {box!r}")
+        if box not in ("auto", *BOX_MODES):
+            raise ConfigError(f"face task option `box` has to be one of auto, {', '.join(BOX_MODES)} but is {box!r}")
         if not float(context) >= 1.0:
             raise ConfigError(f"face task option `context` has to be >= 1 (crop side / face side) but is {context}")
         self._options = {
@@ -108,7 +120,11 @@ class FaceTask(CompareTask):
             "context": float(context),
             "min_face_size": int(min_face_size),
             "flip": bool(flip),
+            "exclude": exclude,
         }
+        self._excluded_identities = _read_exclude(exclude) if exclude else set()
+        self._excluded_pairs = 0
+        self._sets: list[str] = []
         self._recognizer = None
         self._pairs: list[Pair] = []
         self._geometry: dict[str, FaceGeometry] = {}
@@ -125,8 +141,16 @@ class FaceTask(CompareTask):
             if not pairs:
                 raise DatasetError(f"no pairs of set {want!r} in {dataset}; sets there: {', '.join(sets)}")
         elif len({p.set for p in pairs}) > 1:
-            logger.warning("pairs of several sets (%s) are pooled; give pair_set= to report one set",
-                           ", ".join(sorted({p.set for p in pairs})))
+            logger.info("pairs of several sets (%s): each set is reported on its own",
+                        ", ".join(sorted({p.set for p in pairs})))
+        if self._excluded_identities:
+            by_identity = {r.id: r.get("identity") for r in records}
+            before = len(pairs)
+            pairs = [p for p in pairs if by_identity.get(p.a) not in self._excluded_identities
+                     and by_identity.get(p.b) not in self._excluded_identities]
+            self._excluded_pairs = before - len(pairs)
+            logger.info("exclude: %d of %d pairs dropped (an identity in %s)", before - len(pairs), before,
+                        self._options["exclude"])
         if limit is not None:
             if limit < 2:
                 raise ConfigError(f"the face task's limit counts pairs (half same, half different); it has to be >= 2 but is {limit}")
@@ -137,6 +161,12 @@ class FaceTask(CompareTask):
         if not any(p.same for p in pairs) or all(p.same for p in pairs):
             raise DatasetError(f"face verification needs same and different pairs; got {len(pairs)} pairs of one kind")
         self._pairs = pairs
+        self._sets = sorted({p.set for p in pairs})
+        if len(self._sets) > 1:
+            # one table per set, first in the report; no pooled row over sets
+            per = tuple(f"{s}:{m}" for s in self._sets for m in ("accuracy", "auc", "tar_at_far_1e-2"))
+            self.metrics = (*per, "detection_failures")
+            self.higher_is_better = {**{m: True for m in per}, "detection_failures": False}
         by_id = {r.id: r for r in records}
         used = dict.fromkeys(x for p in pairs for x in (p.a, p.b))
         return [by_id[i] for i in used]
@@ -194,15 +224,24 @@ class FaceTask(CompareTask):
         w, h = image.size
         r = g.rel_box
         expected = FaceBox((r[0] * w, r[1] * h, r[2] * w, r[3] * h))
+        mode = self.box_mode(record)
         res = self._get_recognizer().analyze(
-            [np.asarray(image.convert("RGB"))], [expected], box_mode=self._options["box"], flip=self._options["flip"]
+            [np.asarray(image.convert("RGB"))], [expected], box_mode=mode, flip=self._options["flip"]
         )[0]
         return {
+            "box": mode,
             "confidence": float(res.prob),
             "embedding": _as_list(res.embedding),
             "flip_embedding": _as_list(res.flip_embedding),
             "error": res.error,
         }
+
+    def box_mode(self, record: Record) -> str:
+        """``fixed`` or ``detect`` for ``record`` (``box="auto"``: fixed when the manifest says aligned)."""
+        box = self._options["box"]
+        if box != "auto":
+            return box
+        return "fixed" if record.get("aligned", False) else "detect"
 
     def combine(self, mode: str, recognitions: Sequence[Recognition]) -> tuple[int, Recognition]:
         """``fuse``: mean of the normalised embeddings (and flips) of the candidates with a face,
@@ -222,6 +261,7 @@ class FaceTask(CompareTask):
         conf = max((float(r.get("confidence") or 0.0) for r in recognitions), default=0.0)
         used = sum(r.get("embedding") is not None for r in recognitions)
         return -1, {
+            "box": next((r.get("box") for r in recognitions if r.get("box")), None),
             "confidence": conf,
             "embedding": _as_list(fused),
             "flip_embedding": None,
@@ -234,11 +274,20 @@ class FaceTask(CompareTask):
         emb = {rec.id: r.get("embedding") for rec, r in zip(records, recognitions)}
         ids = {x for p in self._pairs for x in (p.a, p.b)}
         no_face = sum(1 for i in ids if emb.get(i) is None)
-        out = self._pair_metrics(self._pairs, emb)
-        out["detection_failures"] = no_face
         sets = sorted({p.set for p in self._pairs})
         if len(sets) > 1:
+            out: dict[str, Any] = {"n": len(self._pairs)}
             out["by_set"] = {s: self._pair_metrics([p for p in self._pairs if p.set == s], emb) for s in sets}
+            for s, m in out["by_set"].items():
+                for k in ("accuracy", "auc", "tar_at_far_1e-2"):
+                    out[f"{s}:{k}"] = m.get(k)
+        else:
+            out = self._pair_metrics(self._pairs, emb)
+        out["detection_failures"] = no_face
+        modes = [self.box_mode(rec) for rec in records]
+        out["box_used"] = ", ".join(f"{m} for {modes.count(m)} images" for m in ("fixed", "detect") if m in modes)
+        if self._options["exclude"]:
+            out["excluded_pairs"] = self._excluded_pairs
         return out
 
     @staticmethod
@@ -249,6 +298,9 @@ class FaceTask(CompareTask):
             if a is not None and b is not None:
                 scores[k] = float(np.dot(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)))
         labels = np.array([p.same for p in pairs], dtype=bool)
+        if len(pairs) < 2 or labels.all() or not labels.any():
+            # too few pairs (a set with one kind only) for verification metrics
+            return {"n": len(pairs), "auc": None, "accuracy": None, "tar_at_far_1e-2": None, "failed_pairs": None}
         failed = np.isnan(scores)
         m = verification_metrics(scores, labels, failed)
         row = m.as_row()
@@ -274,6 +326,19 @@ class FaceTask(CompareTask):
         self._recognizer = None
 
 
+def _read_exclude(spec: str) -> set[str]:
+    """Identities to hold apart: from a face-sr weights file (``face-sr``: the shipped one) or a text file."""
+    if spec == "face-sr" or str(spec).endswith(".safetensors"):
+        from ..upscalers.face_sr import training_identities
+
+        return set(training_identities(None if spec == "face-sr" else spec))
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(f"face task option `exclude` {spec!r}: expected 'face-sr', a face-sr .safetensors file "
+                          "or a text file of identities (one per line)")
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+
 def _as_list(v: np.ndarray | None) -> list[float] | None:
     return None if v is None else [round(float(x), 6) for x in np.asarray(v).ravel()]
 
@@ -296,7 +361,7 @@ def write_roc_plots(report: Any, out_dir: str | os.PathLike) -> list[Path]:
         fig, axes = plt.subplots(1, len(sizes), figsize=(4 * len(sizes), 4), dpi=100, squeeze=False)
         for ax, s in zip(axes[0], sizes):
             for r in report.rows:
-                if r["size"] == s and r["jpeg"] == q and r.get("roc"):
+                if r["size"] == s and r["jpeg"] == q and r.get("roc") and r.get("auc") is not None:
                     ax.plot(r["roc"]["far"], r["roc"]["tar"], label=f"{r['variant']} (AUC {r['auc']:.3f})")
             ax.set_xscale("symlog", linthresh=1e-2)
             ax.set_xlim(0, 1)

@@ -17,6 +17,7 @@ _REGISTRY: dict[str, str] = {
     "realesrgan": "preproc.upscalers.realesrgan:RealESRGANUpscaler",
     "realesrgan-compact": "preproc.upscalers.realesrgan:RealESRGANCompactUpscaler",
     "text-sr": "preproc.upscalers.text_sr:TextSRUpscaler",
+    "face-sr": "preproc.upscalers.face_sr:FaceSRUpscaler",
     "text-sr-v1": "preproc.upscalers.text_sr:TextSRV1Upscaler",
 }
 
