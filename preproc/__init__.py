@@ -6,6 +6,7 @@ from . import compare  # a package that is also callable: preproc.compare(datase
 from .enhance import Enhancer, EnhanceResult, enhance, enhance_many
 from .errors import PreprocError
 from .io import load_image
+from .page import PageResult, read_page
 from .presets import Preset, get_preset
 from .upscalers import create_upscaler, register_upscaler, upscaler_names
 from .vote import read_voted
@@ -16,6 +17,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "EnhanceResult",
+    "PageResult",
     "Enhancer",
     "Preset",
     "PreprocError",
@@ -25,6 +27,7 @@ __all__ = [
     "enhance_many",
     "get_preset",
     "load_image",
+    "read_page",
     "read_voted",
     "register_upscaler",
     "upscaler_names",
