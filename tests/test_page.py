@@ -152,7 +152,12 @@ def test_word_boxes_land_on_the_rendered_words_in_original_coordinates(tmp_path)
             assert best > 0.5, (wd, by_text[wd.text])
             hits += 1
     assert hits >= 0.7 * len(truth)
-    # the hOCR document carries the same boxes
+    # the hOCR document is well-formed XHTML and carries the same boxes
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(res.hocr.encode())
+    ns = "{http://www.w3.org/1999/xhtml}"
+    assert len([e for e in root.iter(f"{ns}span") if e.get("class") == "ocrx_word"]) == len(res.words)
     boxes = [tuple(map(int, m)) for m in re.findall(r"ocrx_word[^>]*bbox (\d+) (\d+) (\d+) (\d+)", res.hocr)]
     assert boxes == [w.box for w in res.words]
     page_box = re.search(r"ocr_page[^>]*bbox (\d+) (\d+) (\d+) (\d+)", res.hocr).groups()
