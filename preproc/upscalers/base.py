@@ -62,6 +62,8 @@ class RunInfo:
     batch_size: int = 1
     padded_to: tuple[int, int] | None = None
     extra: dict[str, Any] | None = None
+    #: Input pixels of context the model saw around each tile (0: one call, or none).
+    context: int = 0
 
     def as_meta(self) -> dict[str, Any]:
         d = {
@@ -71,6 +73,7 @@ class RunInfo:
             "overlap": self.overlap,
             "tile_batch_size": self.batch_size,
             "padded_to": list(self.padded_to) if self.padded_to else None,
+            "tile_context": self.context,
         }
         if self.extra:
             d.update(self.extra)

@@ -283,7 +283,7 @@ def load_model(model: Any = None, *, default: str = "x4plus"):
 #: far pixels fades: with this margin Real-ESRGAN x4plus tiled at 48 px / overlap 16 on a
 #: 120x90 image is within 40 dB PSNR of the one-shot output (tests/test_tile_context.py,
 #: docs/backends.md).
-ESRGAN_CONTEXT = 16
+ESRGAN_CONTEXT = 12
 
 
 def receptive_context(descriptor: Any) -> int:

@@ -3,6 +3,18 @@
 Memory is bounded by the tile, not the image: tiles go to the model's device in
 batches, the blended output accumulates on the CPU. On out-of-memory the batch size
 halves, then the tile side halves, and the run continues (a warning says so).
+
+Context (Real-ESRGAN's ``tile_pad`` idea). A network computes each output pixel from a
+neighbourhood of input pixels (its receptive field); a tile cut from the image sees no
+pixels beyond its own border, so the network invents them (zero padding) and the
+tile's edge comes out wrong. So the model sees each tile with a margin of
+``context`` input pixels on every side (:attr:`~preproc.upscalers.Upscaler.context`,
+declared by the backend from its receptive field), and only the tile itself goes to the
+blender. The margin is separate from the blend ``overlap``: the overlap hides what
+error is left with a smooth seam, the context removes the error. At the image border
+there is nothing to see, so the window is shifted inward instead (all windows keep one
+size and still go through the model in batches): a tile at the border gets the margin
+on its inner side only, and the border itself is handled as in a one-shot call.
 """
 
 from __future__ import annotations
@@ -40,6 +52,8 @@ class TiledUpscaler:
     ``tile`` and ``overlap`` are in input pixels; ``tile=None`` asks the backend for a
     tile from its memory budget (or no tiling when it needs none). ``blend`` is one of
     ``cosine``, ``linear``, ``gaussian`` or ``none`` (hard paste, for comparison only).
+    ``context``: input pixels the model sees around each tile and the blender discards
+    (None: the backend's :attr:`~preproc.upscalers.Upscaler.context`; 0: none).
     """
 
     def __init__(
@@ -52,6 +66,7 @@ class TiledUpscaler:
         batch_size: int = 4,
         progress: bool | None = None,
         memory_budget_bytes: int | str | None = None,
+        context: int | None = None,
     ):
         if blend not in BLEND_KINDS:
             raise ConfigError(f"blend must be one of {', '.join(BLEND_KINDS)}; got {blend!r}")
@@ -61,7 +76,10 @@ class TiledUpscaler:
             raise ConfigError(f"overlap must be >= 0 input pixels, got {overlap}")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if context is not None and context < 0:
+            raise ConfigError(f"context must be >= 0 input pixels or None, got {context}")
         self.upscaler = upscaler
+        self.context = int(upscaler.context if context is None else context)
         self.tile = tile
         self.overlap = overlap
         self.blend = blend
@@ -123,23 +141,39 @@ class TiledUpscaler:
             out = res.numpy().transpose(1, 2, 0)
             return np.ascontiguousarray(out), RunInfo(tiles=1, grid=(1, 1), tile=tile, overlap=0, batch_size=1)
         acc = BlendAccumulator((3, ph * s, pw * s), paste=self.blend == "none")
+        ctx = -(-self.context // req.multiple_of) * req.multiple_of  # windows keep the size rules
         bar = tqdm(total=len(boxes), desc=f"{up.name} tiles", unit="tile", disable=_disable(self.progress), leave=False)
         try:
             for i in range(0, len(boxes), batch_size):
                 chunk = boxes[i : i + batch_size]
-                batch = torch.stack([src[:, b.y0 : b.y1, b.x0 : b.x1] for b in chunk])
+                wins = [(context_window(b.y0, b.y1, ph, ctx), context_window(b.x0, b.x1, pw, ctx)) for b in chunk]
+                batch = torch.stack([src[:, y0:y1, x0:x1] for (y0, y1), (x0, x1) in wins])
                 with torch.inference_mode():
                     res = up.upscale(batch.to(up.device, up.dtype)).float().clamp(0, 1).cpu().numpy()
-                for b, r in zip(chunk, res):
+                for b, ((wy, _), (wx, _)), r in zip(chunk, wins, res):
                     sb: TileBox = b.scaled(s)
+                    oy, ox = (b.y0 - wy) * s, (b.x0 - wx) * s
+                    r = r[:, oy : oy + sb.height, ox : ox + sb.width]  # the context is discarded
                     acc.add(r, sb, tile_weights(b, self.blend if self.blend != "none" else "cosine", s))
                 bar.update(len(chunk))
         finally:
             bar.close()
         out = acc.result().transpose(1, 2, 0)
         info = RunInfo(tiles=len(boxes), grid=grid_shape(boxes), tile=max(boxes[0].height, boxes[0].width),
-                       overlap=self.overlap, batch_size=batch_size)
+                       overlap=self.overlap, batch_size=batch_size, context=ctx)
         return np.ascontiguousarray(out), info
+
+
+def context_window(start: int, stop: int, length: int, context: int) -> tuple[int, int]:
+    """The model's input window for the tile ``[start, stop)`` of an axis of ``length``.
+
+    ``context`` pixels on each side, shifted inward at the image border (the window keeps
+    the size ``stop - start + 2 * context``, or the whole axis when that is shorter), so
+    every window of a plan has one size and the tile lies inside its window.
+    """
+    size = min(stop - start + 2 * context, length)
+    lo = min(max(start - context, 0), length - size)
+    return lo, lo + size
 
 
 def _disable(progress: bool | None) -> bool | None:
