@@ -98,7 +98,7 @@ def save_report_image(out_dir: Path, task_name: str, sid: str, size: int, q: int
     f = min(1.0, bw / img.width, bh / img.height)
     if f < 1.0:
         img = img.resize((max(1, round(img.width * f)), max(1, round(img.height * f))), Image.Resampling.LANCZOS)
-    return save_image_atomic(img, path, format="WEBP", quality=WEBP_QUALITY, method=4)
+    return save_image_atomic(img, path, format="WEBP", quality=WEBP_QUALITY, method=2)
 
 
 # --- what a task hands the page ---------------------------------------------------------
@@ -273,6 +273,7 @@ def _pivot_html(report: Report, metric: str, jpeg: int | None, hib: bool | None,
             vals = [r[metric] for r in rows if r["size"] == s and r.get(metric) is not None]
             if len({round(v, 9) for v in vals}) > 1:
                 best[s] = max(vals) if hib else min(vals)
+    base_by_size = {r["size"]: r.get(metric) for r in rows if r["variant"] == "none"}
     head = "".join(f"<th>{s}</th>" for s in sizes)
     direction = "" if hib is None else (" (higher is better)" if hib else " (lower is better)")
     cap = caption or f"{metric}{direction}, {_jpeg_label(jpeg)}"
@@ -290,8 +291,17 @@ def _pivot_html(report: Report, metric: str, jpeg: int | None, hib: bool | None,
             val = r.get(metric)
             is_best = val is not None and s in best and val == best[s]
             title = f"n={r.get('n')}, failures {r.get('failures')}"
+            style = ""
+            base = base_by_size.get(s)
+            if hib is not None and val is not None and base is not None and v != "none" and not is_best:
+                # tint by the change against the plain crop: green better, red worse (full at 50 %)
+                rel = (val - base) / max(abs(base), 1e-9) * (1 if hib else -1)
+                if abs(rel) >= 0.02:
+                    a = min(1.0, abs(rel) / 0.5) * 0.45
+                    style = f' style="background:rgba({"40,167,69" if rel > 0 else "220,53,69"},{a:.2f})"'
+                    title += f", {rel:+.0%} against none"
             attrs = (f'data-variant="{_esc(v)}" data-size="{s}" title="{_esc(title)}"'
-                     + (' class="best"' if is_best else ""))
+                     + (' class="best"' if is_best else "") + style)
             cells.append(f"<td {attrs}>{_fmt(val, digits)}{' ★' if is_best else ''}</td>")
         out.append(f'<tr><th class="l">{_esc(v)}</th>{"".join(cells)}</tr>')
     out.append("</tbody></table>")
@@ -440,7 +450,9 @@ def _summary_html(report: Report) -> str:
     n = sorted({r.get("n") for r in report.rows})
     fails = sum(int(r.get("failures") or 0) for r in report.rows)
     out.append(f'<p class="muted">Each cell: one variant at one size over n = {_esc(", ".join(map(str, n)))} '
-               f"items ({fails} failures in all; hover a cell for its own). ★ marks the best of each column.</p>")
+               f"items ({fails} failures in all; hover a cell for its own). ★ marks the best of each column; "
+               "the other cells are tinted by their change against <code>none</code> (the crop as it is): "
+               "green better, red worse.</p>")
     return "\n".join(out)
 
 

@@ -207,11 +207,12 @@ class Report:
         fig, ax = plt.subplots(figsize=figsize, dpi=100)
         for v, pts in series:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=v)
+        ax.set_xticks(sorted({p[0] for _, pts in series for p in pts}))
         ax.set_xlabel(self.size_label)
         ax.set_ylabel(metric)
         ax.set_title(f"{self.task}: {metric} vs size, {_jpeg_label(jpeg)}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, framealpha=0.85)
         fig.tight_layout()
         return fig
 
