@@ -33,6 +33,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--data-version", type=int, choices=(1, 2), default=1,
                    help="training-data generator: 1 (the first model's) or 2 (whole lines with text, more fonts "
                         "and degradations; needed for --recognizer-loss)")
+    p.add_argument("--lr-heights", default="7,16", help="LR line heights drawn per batch, LOW,HIGH px (default 7,16)")
     p.add_argument("--recognizer-loss", type=float, default=0.0, metavar="WEIGHT",
                    help="weight of the CTC loss of a frozen CRNN reading the SR output (default 0: off)")
     p.add_argument("--recognizer", default=None, help="CRNN weights from `preproc train-text-recognizer`")
@@ -44,7 +45,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 _OPTIONS = ("out", "minutes", "steps", "seed", "run_dir", "init", "lr", "batch_size", "edge_weight", "device",
-            "amp", "workers", "val_dataset", "val_every", "val_lines", "data_version", "recognizer_loss", "recognizer",
+            "amp", "workers", "val_dataset", "val_every", "val_lines", "data_version", "lr_heights", "recognizer_loss", "recognizer",
             "val_split")
 
 
@@ -59,9 +60,14 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
     from ..train.data import DataConfig
     from ..train.loop import TrainConfig, train
 
+    try:
+        lo, hi = (int(v) for v in str(args.lr_heights).split(","))
+    except ValueError as e:
+        raise ConfigError(f"--lr-heights takes LOW,HIGH in pixels (e.g. 7,16), got {args.lr_heights!r}") from e
     minutes = args.minutes if (args.minutes is not None or args.steps is not None) else 30.0
     cfg = TrainConfig(
         out=args.out, run_dir=args.run_dir or f"runs/text-sr-{args.seed}", seed=args.seed, steps=args.steps,
@@ -69,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         amp=args.amp, workers=args.workers, val_every=args.val_every if args.val_dataset else 0,
         val_dataset=args.val_dataset or None, val_lines=args.val_lines, resume=args.resume,
         progress=False if args.no_progress else None,
-        data=DataConfig.v2(batch_size=args.batch_size) if args.data_version == 2 else DataConfig(batch_size=args.batch_size),
+        data=(DataConfig.v2 if args.data_version == 2 else DataConfig)(batch_size=args.batch_size, lr_heights=(lo, hi)),
         recognizer_weight=args.recognizer_loss, recognizer=args.recognizer, val_split=args.val_split,
         command=command_line(args),
     )
