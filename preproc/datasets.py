@@ -50,9 +50,13 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise DatasetError(f"{str(path)!r} not found; expected a JSON-lines file in the dataset folder")
     rows: list[tuple[int, dict[str, Any]]] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:  # line by line, so the error names the line; a UTF-8 BOM (Windows editors) is allowed
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8").strip()
+            except UnicodeDecodeError as e:
+                raise DatasetError(f"{path}:{lineno}: not UTF-8 ({e.reason} at byte {e.start}); "
+                                   "expected JSON lines encoded as UTF-8") from e
             if not line:
                 continue
             try:
@@ -112,7 +116,10 @@ def read_pairs(path: str | os.PathLike, records: list[Record] | None = None) -> 
         for key in ("a", "b", "same"):
             if key not in obj:
                 raise DatasetError(f"{where}: pair has no {key!r} field; expected a, b, same (and set)")
-        pair = Pair(str(obj["a"]), str(obj["b"]), bool(obj["same"]), str(obj.get("set", "")))
+        same = obj["same"]
+        if same not in (True, False):  # true/false or 1/0; bool("false") would be True
+            raise DatasetError(f"{where}: pair field 'same' is {same!r}; expected true or false")
+        pair = Pair(str(obj["a"]), str(obj["b"]), bool(same), str(obj.get("set", "")))
         if known is not None:
             missing = [x for x in (pair.a, pair.b) if x not in known]
             if missing:

@@ -13,8 +13,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..datasets import Record, dataset_dir
-from ..errors import ConfigError, ModelUnavailableError, RecognizerUnavailableError
+from ..datasets import MANIFEST, Record, dataset_dir
+from ..errors import ConfigError, DatasetError, ModelUnavailableError, RecognizerUnavailableError
 from ..io import save_image_atomic
 from .cache import ResultCache, fingerprint
 from .html_report import DEFAULT_REPORT_IMAGES, report_image_path, save_report_image
@@ -105,6 +105,8 @@ def compare(
     candidates = list(dict.fromkeys(c for v in parsed for c in v.candidates))
     fns = {c: candidate_fn(c, tk.name) for c in candidates}
     records = tk.load(root, limit)
+    if not records:
+        raise DatasetError(f"dataset {str(root)!r} has no records to compare (an empty {MANIFEST}?)")
     out_dir = Path(out) if out is not None else None
     settings = {
         "task": tk.name,
