@@ -34,6 +34,10 @@ FONT_DIRS_V2: tuple[str, ...] = FONT_DIRS + (
     "/usr/share/fonts/truetype/open-sans",
     "/usr/share/fonts/truetype/roboto/unhinted",
 )
+#: The Debian packages behind :data:`FONT_DIRS_V2` (scripts/setup.sh installs them).
+FONT_PACKAGES_V2 = ("fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-courier-prime fonts-gnutypewriter "
+                    "fonts-noto-mono fonts-dotgothic16 fonts-urw-base35 fonts-crosextra-caladea "
+                    "fonts-crosextra-carlito fonts-open-sans fonts-roboto-unhinted")
 WORDS_FILE = "/usr/share/dict/american-english"
 #: Font files left out: symbol fonts and hairline weights are not what text crops hold.
 _EXCLUDE = ("Math", "ExtraLight", "Thin", "StandardSymbols", "D050000L", "Z003", "CondLight")
@@ -46,8 +50,15 @@ _SEPARATORS = ["-", "&", "/", "@", "x", "="]
 def find_fonts(dirs: tuple[str, ...] = FONT_DIRS) -> tuple[str, ...]:
     """Sorted paths of the usable ``.ttf`` files under ``dirs``.
 
-    Raises :class:`DatasetError` naming the Debian packages when none is found.
+    Raises :class:`DatasetError` naming the Debian packages when none is found, and for
+    :data:`FONT_DIRS_V2` when any of its folders is missing (the training data of a seed
+    would silently differ).
     """
+    if dirs == FONT_DIRS_V2:
+        missing = [d for d in dirs if not Path(d).is_dir()]
+        if missing:
+            raise DatasetError(f"font folders {', '.join(missing)} not found; generator v2 needs the Debian "
+                               f"packages {FONT_PACKAGES_V2} (scripts/setup.sh)")
     pattern = "*.ttf" if dirs == FONT_DIRS else "*.[ot]tf"  # v1: exactly its old font list
     found = sorted(
         str(p)
