@@ -52,7 +52,7 @@ import numpy as np
 from PIL import Image
 
 from ..cache import atomic_target
-from ..datasets import Pair, Record, read_manifest, read_pairs
+from ..datasets import PAIRS, Pair, Record, read_manifest, read_pairs
 from ..errors import ConfigError, DatasetError
 from ..face_metrics import roc_curve, verification_metrics
 from ..io import load_image
@@ -159,7 +159,9 @@ class FaceTask(CompareTask):
             half = max(1, limit // 2)
             pairs = spread(same, min(half, len(same))) + spread(diff, min(limit - half, len(diff)))
         if not any(p.same for p in pairs) or all(p.same for p in pairs):
-            raise DatasetError(f"face verification needs same and different pairs; got {len(pairs)} pairs of one kind")
+            n_same = sum(p.same for p in pairs)
+            raise DatasetError(f"{dataset / PAIRS}: face verification needs same and different pairs; got "
+                               f"{n_same} same and {len(pairs) - n_same} different")
         self._pairs = pairs
         self._sets = sorted({p.set for p in pairs})
         if len(self._sets) > 1:

@@ -40,7 +40,7 @@ if PROFILE not in ("fast", "long"):
     raise ValueError(f"PREPROC_FUZZ_PROFILE has to be 'fast' or 'long' but is {PROFILE!r}")
 LONG = PROFILE == "long"
 #: How many times more examples the long profile runs.
-LONG_FACTOR = 15
+LONG_FACTOR = 10
 #: Default per-call bound in seconds (a loaded 2-core machine: generous, it catches hangs).
 DEFAULT_SECONDS = 60.0
 
@@ -50,15 +50,17 @@ TALLY: dict[str, Counter] = defaultdict(Counter)
 BROKEN: dict[str, list[str]] = defaultdict(list)
 
 
-def examples(n: int) -> int:
-    """``n`` examples in the fast profile, ``LONG_FACTOR * n`` in the long one."""
-    return n * LONG_FACTOR if LONG else n
+def examples(n: int, long: int | None = None) -> int:
+    """``n`` examples in the fast profile; ``long`` (default ``LONG_FACTOR * n``) in the long one."""
+    if not LONG:
+        return n
+    return long if long is not None else n * LONG_FACTOR
 
 
-def fuzz_settings(n: int, **kw: Any) -> settings:
-    """Hypothesis settings of a fuzz test: ``examples(n)``, no deadline (the watchdog bounds time)."""
+def fuzz_settings(n: int, long: int | None = None, **kw: Any) -> settings:
+    """Hypothesis settings of a fuzz test: ``examples(n, long)``, no deadline (the watchdog bounds time)."""
     return settings(
-        max_examples=examples(n),
+        max_examples=examples(n, long),
         deadline=None,
         derandomize=not LONG,
         print_blob=True,
