@@ -30,9 +30,11 @@ logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".pgm", ".ppm", ".pbm"}
 JOURNAL_NAME = "meta.jsonl"
-#: Testing only: ``POINT:N`` kills this process with SIGKILL at the N-th passage of POINT
-#: (``start``: before the first item; ``record``: right after the N-th journal record;
-#: ``write``: half-way through writing the N-th PNG). See tests/test_enhance_resume.py.
+#: Testing only: ``POINT:N[:ONCE_FILE]`` kills this process with SIGKILL at the N-th
+#: passage of POINT (``start``: before the first item; ``record``: right after the N-th
+#: journal record; ``write``: half-way through writing the N-th PNG; ``ray_batch``: at the
+#: N-th batch of a Ray actor). With ONCE_FILE, only the process that creates that file
+#: dies (a restarted actor does not die again). See tests/test_enhance_resume.py.
 CRASH_ENV = "PREPROC_TEST_CRASH_AT"
 _crash_counts: dict[str, int] = {}
 
@@ -42,12 +44,19 @@ def crash_point(name: str) -> None:
     spec = os.environ.get(CRASH_ENV)
     if not spec:
         return
-    point, _, n = spec.partition(":")
+    point, _, rest = spec.partition(":")
     if point != name:
         return
+    n, _, once = rest.partition(":")
     _crash_counts[name] = _crash_counts.get(name, 0) + 1
-    if _crash_counts[name] == int(n or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _crash_counts[name] != int(n or 1):
+        return
+    if once:
+        try:
+            os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -193,11 +202,11 @@ def settings_of(args: argparse.Namespace, overrides: dict[str, Any]) -> dict[str
     }
 
 
-def is_done(rec: dict[str, Any] | None, src: Path) -> bool:
-    """A journal record counts when the input is unchanged and, for a written item, the output still exists."""
+def is_done(rec: dict[str, Any] | None, src: Path, dst: Path) -> bool:
+    """A journal record counts when the input is unchanged and, for a written item, its output ``dst`` exists."""
     if rec is None or rec.get("input_stat") != input_stat(src):
         return False
-    return not rec.get("ok") or Path(rec.get("output", "")).is_file()
+    return not rec.get("ok") or dst.is_file()
 
 
 def plan(args: argparse.Namespace, overrides: dict[str, Any]) -> Job:
@@ -213,7 +222,7 @@ def plan(args: argparse.Namespace, overrides: dict[str, Any]) -> Job:
     if args.force:
         todo = list(items)
     else:
-        todo = [(src, rel) for src, rel in items if not is_done(journal.get(rel.as_posix()), src)]
+        todo = [(src, rel) for src, rel in items if not is_done(journal.get(rel.as_posix()), src, out_dir / rel)]
     return Job(out_dir, items, todo, settings, journal)
 
 
