@@ -94,16 +94,30 @@ def load_pipeline(
                                     + _how_to_get(name, offline))
     else:
         source = name
+    local = path.exists()
     try:
         pipe = StableDiffusionUpscalePipeline.from_pretrained(
             source, local_files_only=offline, cache_dir=cache_dir
         )
     except OSError as e:  # diffusers/huggingface_hub report missing files as OSError subclasses
+        if local:  # a folder that is there but incomplete: the cache advice does not apply
+            raise WeightsError(f"SD x4 folder {name!r} is incomplete or damaged: {type(e).__name__}: {e}. "
+                               + _how_to_repair(name)) from e
         raise ModelUnavailableError(_how_to_get(name, offline) + f" ({type(e).__name__}: {e})") from e
-    except (ValueError, KeyError, RuntimeError, TypeError) as e:
-        raise WeightsError(f"could not load an SD x4 pipeline from {name!r}: {type(e).__name__}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - safetensors, JSON, shape and config errors: all mean "damaged"
+        raise WeightsError(f"could not load an SD x4 pipeline from {name!r}: {type(e).__name__}: {e}. "
+                           + _how_to_repair(name)) from e
+    max_len = getattr(pipe.tokenizer, "model_max_length", None)
+    if not isinstance(max_len, int) or not 0 < max_len <= 1_000_000:  # a tokenizer rebuilt without its config
+        raise WeightsError(f"the tokenizer of SD x4 pipeline {name!r} is missing or incomplete (model_max_length "
+                           f"{max_len}; expected 77): check its tokenizer/ folder. " + _how_to_repair(name))
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def _how_to_repair(model: str) -> str:
+    return (f"Copy or download the folder again (`hf download {DEFAULT_MODEL} --local-dir {model}`), "
+            "or write it again with save_pretrained.")
 
 
 class SDx4Upscaler(Upscaler):
