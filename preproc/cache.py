@@ -7,6 +7,7 @@ Location, first match wins: ``$PREPROC_CACHE_DIR``, ``$XDG_CACHE_HOME/preproc``,
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,12 +36,24 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # The temporary is per process; threads of one process writing the same file take turns
+    # (sharing it, one thread's rename would publish the other's half-written data).
+    with _path_lock(p):
+        try:
+            yield tmp
+            os.replace(tmp, p)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+
+#: Lock stripes by path (a fixed number, so millions of written files hold no memory); re-entrant,
+#: so one thread may nest writes whose paths share a stripe.
+_PATH_LOCKS = [threading.RLock() for _ in range(256)]
+
+
+def _path_lock(p: Path) -> threading.RLock:
+    return _PATH_LOCKS[hash(os.path.abspath(p)) % len(_PATH_LOCKS)]
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
