@@ -89,8 +89,10 @@ def save_weights(net: Compact, path: str | os.PathLike, metadata: dict[str, Any]
 
     path = Path(path)
     sd = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in net.state_dict().items()}
+    from ..upscalers.realesrgan import state_dict_digest
+
     meta = {"format": "preproc-text-sr", "num_feat": str(net.num_feat), "num_conv": str(net.num_conv),
-            "scale": str(net.upscale), "channels": str(net.num_in_ch)}
+            "scale": str(net.upscale), "channels": str(net.num_in_ch), "sha256": state_dict_digest(sd)}
     meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()})
     with atomic_target(path) as tmp:
         save_file(sd, str(tmp), metadata=meta)
@@ -114,21 +116,29 @@ def load_weights(path: str | os.PathLike) -> Compact:
     if not p.is_file():
         raise ModelUnavailableError(f"text-sr weights {str(p)!r} not found; train them with "
                                     "`preproc train-text-sr --out FILE`")
+    from ..upscalers.realesrgan import state_dict_digest
+
+    fix = (f"re-install preproc for the shipped file ({p.name})" if p.name == "text_sr_x4.safetensors"
+           else "copy the file again or train it again (`preproc train-text-sr --out FILE`)")
     try:
         meta = read_metadata(p)
-        sd = {k: v.float() for k, v in load_file(str(p)).items()}
+        raw = load_file(str(p))
     except (SafetensorError, OSError, ValueError) as e:
-        raise WeightsError(f"cannot read text-sr weights {str(p)!r}: {e}") from e
+        raise WeightsError(f"cannot read text-sr weights {str(p)!r}: {e}; the file is truncated or damaged: {fix}") from e
+    if "sha256" in meta and meta["sha256"] != state_dict_digest(raw):  # files written before the digest have none
+        raise WeightsError(f"text-sr weights {str(p)!r} are damaged: their content does not match the SHA-256 "
+                           f"recorded when they were saved; {fix}")
+    sd = {k: v.float() for k, v in raw.items()}
     try:
         nf, nc = int(meta["num_feat"]), int(meta["num_conv"])
         scale, ch = int(meta["scale"]), int(meta["channels"])
     except (KeyError, ValueError) as e:
         raise WeightsError(f"{str(p)!r} has no text-sr architecture metadata (num_feat, num_conv, scale, "
-                           f"channels); got {sorted(meta)}") from e
+                           f"channels); got {sorted(meta)}; {fix}") from e
     net = build_net(nf, nc, scale, ch)
     try:
         net.load_state_dict(sd)
     except RuntimeError as e:
         raise WeightsError(f"{str(p)!r} does not match its declared architecture "
-                           f"({nf} features, {nc} convs, x{scale}, {ch} channels): {e}") from e
+                           f"({nf} features, {nc} convs, x{scale}, {ch} channels): {e}; {fix}") from e
     return net.eval()
