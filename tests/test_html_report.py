@@ -16,7 +16,9 @@ import pytest
 from PIL import Image
 
 import preproc
+from preproc.compare import CompareTask, area_resize, register_task, spread
 from preproc.compare.html_report import REPORT_FILES, report_image_path
+from preproc.datasets import read_manifest
 from preproc.metrics import cer
 from preproc.upscalers import upscaler_names
 
@@ -274,3 +276,38 @@ def test_face_report_pairs_in_the_browser(shared_datasets, browser, tmp_path):
         score, thr = float(cells[2].text), float(cells[3].text)
         same = "same person" in card.text
         assert ("right" in cells[4].text) == ((score >= thr) == same) or abs(score - thr) < 1e-3
+
+
+class _Darkness(CompareTask):
+    """A toy task without a page sampler of its own: its cards are the generic ones."""
+
+    name = "darkness"
+    metrics = ("darkness",)
+    higher_is_better = {"darkness": True}
+    default_sizes = (6,)
+    default_candidates = ("none",)
+
+    def load(self, dataset, limit):
+        return spread(read_manifest(dataset), limit)
+
+    def degrade(self, record, size, jpeg):
+        return area_resize(Image.open(record.image), size * 8, size)
+
+    def recognize(self, image, record):
+        d = 1.0 - float(np.asarray(image.convert("L"), np.float32).mean()) / 255.0
+        return {"confidence": d}
+
+    def evaluate(self, records, recs):
+        return {"darkness": float(np.mean([r["confidence"] for r in recs]))}
+
+
+def test_a_task_without_its_own_sampler_gets_generic_cards(browser, tmp_path):
+    register_task("darkness", _Darkness)
+    preproc.compare(SAMPLE, task="darkness", variants=["none", "nearest", "select"], limit=3, out=tmp_path,
+                    progress=False)
+    browser.get((tmp_path / "report.html").resolve().as_uri())
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    assert browser.execute_script("return window.preprocReport")["matched"] == 3
+    card = browser.find_element("css selector", "#cards .card")
+    assert len(card.find_elements("css selector", "tr")) == 1 + 3
+    assert "kept" in card.find_elements("css selector", "tr")[3].text  # select says what it kept
