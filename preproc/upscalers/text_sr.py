@@ -29,6 +29,16 @@ def shipped_weights() -> Path:
     return SHIPPED_WEIGHTS
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU runs bf16 natively (AVX512-BF16 or AMX); without it bf16 is emulated and slower."""
+    import torch
+
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # private helpers: absent in other torch versions
+        return False
+
+
 def _is_text_sr_file(model: Any) -> bool:
     if not isinstance(model, (str, os.PathLike)) or not str(model).endswith(".safetensors"):
         return False
@@ -47,6 +57,19 @@ class TextSRUpscaler(SpandrelUpscaler):
 
     name: ClassVar[str] = "text-sr"
     bytes_per_pixel: ClassVar[float] = 2048.0
+
+    def default_dtype(self, device):
+        """bf16 (autocast) on a CPU with native bf16 instructions, else the compact nets' default.
+
+        Measured on 200 development lines (docs/performance.md, "text-sr in bf16"): 2-3x
+        faster per line in batches, Tesseract CER within +0.005 (8 px lossless, 1.9 SE)
+        and within one SE at 10 px and with JPEG 75. ``dtype="fp32"`` gives the fp32 model.
+        """
+        import torch
+
+        if device.type == "cpu" and cpu_has_native_bf16():
+            return torch.bfloat16
+        return super().default_dtype(device)
 
     #: The module constant naming the weights used when no ``model`` is given (read at call time).
     _weights_constant: ClassVar[str] = "SHIPPED_WEIGHTS"
