@@ -189,15 +189,19 @@ def test_size_filter_and_variant_a_worse_than_b(page, ocr_run):
     state = _set(page, "f-ab", True)
     cache = _cache(out)
     truths = {json.loads(line)["id"]: json.loads(line)["text"] for line in (SAMPLE / "manifest.jsonl").read_text().splitlines()}
-    gaps = []
+    gaps, better, tied = [], 0, 0
     for sid, truth in truths.items():
         for q in JPEG:
             a = cer(truth, cache[(sid, 8, q, "bicubic")]["text"])
             b = cer(truth, cache[(sid, 8, q, "none")]["text"])
             if a > b:
                 gaps.append(a - b)
+            better += a < b
+            tied += a == b
     assert 0 < len(gaps) < 60
     assert state["matched"] == len(gaps)
+    # the paired count next to the filter
+    assert page.find_element("id", "ab-stat").text == f"(A worse on {len(gaps)}, better on {better}, tied on {tied})"
     assert page.find_element("id", "f-sort").get_attribute("value") == "gap"  # worst first
     first = page.find_element("css selector", "#cards .card")
     cer_a = float(first.find_element("css selector", "tr.ra td.n").text)  # the first number cell: CER
@@ -208,6 +212,12 @@ def test_size_filter_and_variant_a_worse_than_b(page, ocr_run):
     assert page.execute_script("return window.preprocReport")["matched"] == 30 * len(JPEG)
     state = _set(page, "f-q", "line-000")
     assert state["matched"] == len(JPEG)
+    # the view is kept in the address: a reload (or a shared link) shows the same cards
+    _set(page, "f-q", "")
+    _set(page, "f-ab", True)
+    page.refresh()
+    assert "ab=1" in page.current_url and "a=bicubic" in page.current_url
+    assert page.execute_script("return window.preprocReport")["matched"] == len(gaps)
 
 
 def test_variant_chips_hide_rows_and_pages_turn(page):

@@ -335,8 +335,10 @@ def _chosen_html(report: Report) -> str:
     if not multi:
         return ""
     out = ['<h2 id="chosen">What the multi-candidate variants chose</h2>',
-           '<p class="muted">Per sample the variant keeps one candidate (the most confident reading or '
-           'detection); the bars show how often each candidate was kept.</p>']
+           '<p class="muted">Per sample such a variant keeps one candidate\'s result (by its rule: the most '
+           'confident reading or detection, or the guard\'s test); the bars show how often each candidate was '
+           'kept. A variant that combines its candidates (<code>fuse</code>, <code>vote</code>) is counted under '
+           'its mode.</p>']
     for v in dict.fromkeys(r["variant"] for r in multi):
         vr = [r for r in multi if r["variant"] == v]
         cands = list(dict.fromkeys(c for r in vr for c in [*r.get("candidates", []), *r["chosen"]]))
@@ -351,8 +353,8 @@ def _chosen_html(report: Report) -> str:
             for c in cands:
                 k = r["chosen"].get(c, 0)
                 pct = 100.0 * k / total
-                cells.append(f'<td><span class="bar" style="width:{pct:.0f}%"></span>{k} '
-                             f'<span class="muted">({pct:.0f}%)</span></td>')
+                cells.append(f'<td><div class="cb"><span class="bar" style="width:{pct:.0f}%"></span>'
+                             f'<span class="cv">{k} <span class="muted">({pct:.0f}%)</span></span></div></td>')
             out.append(f'<tr><th class="l">{r["size"]} px, {_esc(_jpeg_label(r["jpeg"]))}</th>{"".join(cells)}</tr>')
         out.append("</tbody></table>")
     return "\n".join(out)
