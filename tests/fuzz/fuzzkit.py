@@ -40,7 +40,7 @@ if PROFILE not in ("fast", "long"):
     raise ValueError(f"PREPROC_FUZZ_PROFILE has to be 'fast' or 'long' but is {PROFILE!r}")
 LONG = PROFILE == "long"
 #: How many times more examples the long profile runs.
-LONG_FACTOR = 10
+LONG_FACTOR = 8
 #: Default per-call bound in seconds (a loaded 2-core machine: generous, it catches hangs).
 DEFAULT_SECONDS = 60.0
 

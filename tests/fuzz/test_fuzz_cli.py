@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from bombs import HUGE, OVER_OUR_LIMIT
-from fuzzkit import case, fuzz_settings
+from fuzzkit import LONG, case, fuzz_settings
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
@@ -129,44 +129,39 @@ def check_outcome(inputs: list[Path], out_dir: Path, proc: subprocess.CompletedP
     return written, failed
 
 
-@fuzz_settings(2, long=8)  # each example is two real runs of the command
-@given(kinds=st.lists(st.sampled_from(KINDS), min_size=1, max_size=10), seed=st.integers(0, 2**16),
-       upscaler=st.sampled_from(["bicubic", "nearest", "text-sr"]), scale=st.sampled_from([None, "2", "3.5"]))
-def test_enhance_cli_on_a_folder_of_anything(kinds, seed, upscaler, scale, tmp_path_factory):
-    base = tmp_path_factory.mktemp("cli")
+def _run_folder_case(kinds: list[str], seed: int, upscaler: str, scale: str | None, base: Path, rerun: bool) -> None:
+    """One folder of ``kinds``, plus a FIFO and a missing file named on the command line."""
     src, out = base / "in", base / "out"
     src.mkdir()
     rng = random.Random(seed)
     for i, k in enumerate(kinds):
         make_item(src, k, i, rng)
-    inputs = image_files(src)
-    args = ["enhance", str(src), "-o", str(out), "--upscaler", upscaler, "--no-progress"]
+    fifo, missing = base / "named-pipe.png", base / "missing.png"
+    os.mkfifo(fifo)  # named directly, a FIFO used to block the command forever
+    inputs = [*image_files(src), fifo, missing]
+    args = ["enhance", str(src), str(fifo), str(missing), "-o", str(out), "--upscaler", upscaler, "--no-progress"]
     if scale:
         args += ["--scale", scale]
     with case("cli/enhance-folder", seconds=600):
         proc = run_cli(args)
-        if not inputs:
-            assert proc.returncode == 1 and "no image files" in proc.stderr
-            return
-        check_outcome(inputs, out, proc)
-        proc2 = run_cli(args)  # a re-run resumes and keeps the contract
-        check_outcome(inputs, out, proc2)
-
-
-def test_enhance_cli_named_pipe_and_missing_file(tmp_path):
-    """A FIFO named on the command line used to block the command forever; a missing file is a failure."""
-    fifo = tmp_path / "pipe.png"
-    os.mkfifo(fifo)
-    good = tmp_path / "good.png"
-    good.write_bytes(VALID_FILES["rgb.png"])
-    missing = tmp_path / "missing.png"
-    out = tmp_path / "out"
-    with case("cli/enhance-named", seconds=300):
-        proc = run_cli(["enhance", str(fifo), str(good), str(missing), "-o", str(out), "--upscaler", "bicubic",
-                        "--no-progress"], seconds=240)
-        written, failed = check_outcome([fifo, good, missing], out, proc)
-    assert (written, failed) == (1, 2)
-    recs = [json.loads(x) for x in (out / "meta.jsonl").read_text().splitlines()]
-    errors = {r["input"]: r["error"] for r in recs if not r["ok"]}
-    assert str(fifo) in errors[str(fifo)] and "regular file" in errors[str(fifo)]
+        written, failed = check_outcome(inputs, out, proc)
+        if rerun:  # a re-run resumes and keeps the contract
+            check_outcome(inputs, out, run_cli(args))
+    assert failed >= 2
+    errors = {r["input"]: r["error"] for r in map(json.loads, (out / "meta.jsonl").read_text().splitlines())
+              if not r["ok"]}
+    assert "regular file" in errors[str(fifo)] and str(fifo) in errors[str(fifo)]
     assert str(missing) in errors[str(missing)]
+
+
+def test_enhance_cli_on_every_kind_of_file(tmp_path):
+    """The fast profile's case: one folder holding one of every kind (one real run of the command)."""
+    _run_folder_case(KINDS, 0, "bicubic", None, tmp_path, rerun=LONG)
+
+
+@pytest.mark.skipif(not LONG, reason="long profile only (make fuzz): each example is two real runs of the command")
+@fuzz_settings(1, long=4)
+@given(kinds=st.lists(st.sampled_from(KINDS), min_size=1, max_size=10), seed=st.integers(0, 2**16),
+       upscaler=st.sampled_from(["bicubic", "nearest", "text-sr"]), scale=st.sampled_from([None, "2", "3.5"]))
+def test_enhance_cli_on_a_folder_of_anything(kinds, seed, upscaler, scale, tmp_path_factory):
+    _run_folder_case(kinds, seed, upscaler, scale, tmp_path_factory.mktemp("cli"), rerun=True)

@@ -94,7 +94,7 @@ def _names(folder: Path) -> list[str]:
 
 
 @pytest.mark.slow
-@fuzz_settings(20, long=150)
+@fuzz_settings(10, long=60)
 @given(manifest=jsonl(st.lists(records("ocr"), max_size=5)))
 @example(manifest=b"")  # an empty set: an empty report before the fix
 @example(manifest=b'{"id": "a", "image": "good.png", "text": "x"}\n\xff\xfe\n')  # UnicodeDecodeError before the fix

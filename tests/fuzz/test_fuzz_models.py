@@ -19,7 +19,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -94,7 +93,14 @@ def test_text_sr_weights_with_flipped_bytes(flips, saved_text_sr, tmp_path_facto
         raw[int(where * len(raw))] ^= xor
     p = tmp_path_factory.mktemp("flip") / "flipped.safetensors"
     p.write_bytes(bytes(raw))
-    check_model_error(_text_sr(p, "weights/text-sr-flipped"), p)
+    c = _text_sr(p, "weights/text-sr-flipped")
+    if c.result is not None:  # only a metadata text was hit (a training note): the weights must be intact
+        from safetensors.torch import load_file
+
+        got, want = load_file(str(p)), load_file(str(saved_text_sr))
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+        return
+    check_model_error(c, p)
 
 
 @needs_text_sr
@@ -211,11 +217,14 @@ def test_damaged_ncnn_files_name_the_file_and_the_fix(tmp_path):
 
 
 RACE_SCRIPT = r"""
-import sys, time
+import os, sys, time
+from pathlib import Path
 from preproc.upscalers.realesrgan import find_ncnn_model, load_ncnn_state_dict, state_dict_digest
 param, binf, _ = find_ncnn_model(sys.argv[2])
-while time.time() < float(sys.argv[1]):
-    time.sleep(0.001)
+gate = Path(sys.argv[1])
+(gate / f"ready{os.getpid()}").touch()
+while len(list(gate.glob("ready*"))) < int(sys.argv[3]):  # a barrier: all imported, then all at once
+    time.sleep(0.0005)
 print(state_dict_digest(load_ncnn_state_dict(param, binf)))
 """
 
@@ -229,9 +238,10 @@ def test_two_processes_write_the_same_cache_at_once(compact_reference, tmp_path)
     for round_ in range(6 if LONG else 2):
         cache = tmp_path / f"cache{round_}"
         env["PREPROC_CACHE_DIR"] = str(cache)
-        start = time.time() + 20  # both are imported and waiting by then, even on a loaded machine
+        gate = tmp_path / f"gate{round_}"
+        gate.mkdir()
         with case("concurrency/cache-two-processes", seconds=300):
-            procs = [subprocess.Popen([sys.executable, "-c", RACE_SCRIPT, str(start), "animevideov3"], env=env,
+            procs = [subprocess.Popen([sys.executable, "-c", RACE_SCRIPT, str(gate), "animevideov3", "2"], env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
             outs = [p.communicate(timeout=280) for p in procs]
         for p, (out, err) in zip(procs, outs):
