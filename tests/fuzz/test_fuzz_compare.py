@@ -167,3 +167,14 @@ def test_compare_cli_broken_manifest_exit_code(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "manifest.jsonl:2" in proc.stderr and "UTF-8" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_pairs_same_must_be_a_boolean(tmp_path):
+    """``"same": "false"`` was read as True (``bool("false")``)."""
+    from preproc.datasets import read_pairs
+
+    folder = make_dataset(tmp_path / "set", b"".join(json.dumps(r).encode() + b"\n" for r in FACE_RECORDS),
+                          b'{"a": "a", "b": "b", "same": "false"}\n')
+    with case("compare/face-load", names=[str(folder / "pairs.jsonl")]) as c:
+        read_pairs(folder)
+    assert isinstance(c.error, DatasetError) and "'same'" in str(c.error)

@@ -6,6 +6,8 @@ message names the input; never another exception, never a hang (the harness' wat
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -50,6 +52,8 @@ def test_any_array(arr, max_pixels):
 
 @fuzz_settings(100)
 @given(arr=image_arrays())
+@example(arr=np.arange(12, dtype=">u2").reshape(3, 4))  # DtypeError before the fix
+@example(arr=np.full((2, 3, 3), 0.5, dtype=">f4"))
 def test_accepted_arrays(arr):
     """Accepted dtypes and shapes: a result unless the values are out of range or a side is 0."""
     with case("load_image/image-array", names=["numpy array", str(arr.shape)]) as c:
@@ -115,3 +119,27 @@ def test_any_string_as_path(s):
         load_image(s)
     # a fuzzed string may name something that exists (".", "/"); it is never an image here
     assert c.error is not None
+
+
+def test_huge_finite_floats_are_reported_as_out_of_range():
+    """1e300 is out of range, not "NaN or infinite" (it used to be cast to float32 first)."""
+    with case("load_image/array", names=["numpy array"]) as c:
+        load_image(np.full((2, 2), 1e300))
+    assert "float values in" in str(c.error) and "infinite" not in str(c.error), c.error
+
+
+def test_failed_file_loads_do_not_leak_file_handles(tmp_path):
+    """A file that opens but fails to decode (or is over the pixel limit) is closed again."""
+    from strategies import VALID_FILES
+
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(VALID_FILES["rgb.png"][:300])
+    big = tmp_path / "big.png"
+    big.write_bytes(VALID_FILES["rgb.png"])
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        for p, kw in ((cut, {}), (big, {"max_pixels": 10})):
+            with case("load_image/fd-leak", names=[str(p)]) as c:
+                load_image(p, **kw)
+            assert c.error is not None
+    assert len(os.listdir("/proc/self/fd")) <= before + 2

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 from fuzzkit import LONG, case, fuzz_settings
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from preproc.enhance import Enhancer
@@ -86,6 +86,7 @@ def saved_text_sr(tmp_path_factory) -> Path:
 @needs_text_sr
 @fuzz_settings(15)
 @given(flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)), min_size=1, max_size=4))
+@example(flips=[(0.9, 1)])  # one bit in the tensor data: loaded silently before the digest
 def test_text_sr_weights_with_flipped_bytes(flips, saved_text_sr, tmp_path_factory):
     """Header damage fails to parse; data damage fails the recorded SHA-256: never silently wrong weights."""
     raw = bytearray(saved_text_sr.read_bytes())
@@ -153,6 +154,9 @@ DAMAGES = st.one_of(
 @needs_compact
 @fuzz_settings(12)
 @given(damage=DAMAGES)
+@example(damage=("flip", [(0.9, 1)]))  # one bit in the data: trusted before the digest
+@example(damage=("folder", None))  # IsADirectoryError before the fix
+@example(damage=("no-digest", None))
 def test_damaged_conversion_cache_is_rebuilt(damage, compact_reference, tmp_path_factory, monkeypatch):
     from safetensors.torch import save_file
 
