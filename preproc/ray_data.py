@@ -259,6 +259,26 @@ def enhance_dataset(
     )
 
 
+def _unwrap_errors(batches):
+    """Re-raise a PreprocError that failed a Ray task (a backend that cannot load) as that error.
+
+    Ray Data hands the driver a ``UserCodeException`` carrying only the remote traceback's
+    text, so the error's type and message are read back from it.
+    """
+    import re
+
+    from . import errors
+
+    try:
+        yield from batches
+    except Exception as e:
+        m = re.search(r"preproc\.errors\.(\w+): (.*)", str(e))
+        cls = getattr(errors, m.group(1), None) if m else None
+        if isinstance(cls, type) and issubclass(cls, errors.PreprocError):
+            raise cls(m.group(2)) from e
+        raise
+
+
 class _RaySession:
     """Connect to ``address``, reuse a running session, or start (and later stop) a local cluster."""
 
@@ -277,6 +297,8 @@ class _RaySession:
             self.started = True
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
+        if logging.getLogger().getEffectiveLevel() > logging.INFO:  # Ray Data's INFO lines unless -v
+            logging.getLogger("ray.data").setLevel(logging.WARNING)
         return ray
 
     def __exit__(self, *exc: object) -> None:
@@ -303,7 +325,7 @@ def run_enhance_job(job: Any, args: argparse.Namespace, overrides: dict[str, Any
             model=args.model, device=args.device, dtype=args.dtype, scale=args.scale, seed=args.seed,
             out_dir=str(job.out_dir.resolve()), **overrides,
         )
-        for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in _unwrap_errors(out.iter_batches(batch_size=None, batch_format="numpy")):
             for key, meta, error in zip(batch["output"], batch["meta"], batch["error"], strict=True):
                 src, rel = srcs[str(key)]
                 if error:

@@ -170,3 +170,13 @@ def test_enhance_batch_without_a_cluster():
     assert [a.shape for a in stacked["image"]] == [(6, 6, 3), (6, 6, 3)]
     raw = fn({"bytes": np.array([b"not an image"], dtype=object), "path": np.array(["x.png"])})
     assert raw["error"][0].startswith("NotAnImageError") and "x.png" in raw["error"][0]
+
+
+@pytest.mark.slow
+def test_a_backend_that_cannot_load_is_a_clean_error_not_failed_rows(cluster, inputs, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["enhance", str(inputs / "line01.png"), "-o", str(out), "--upscaler", "text-sr",
+               "--model", str(tmp_path / "missing.pth"), "--no-progress", "--engine", "ray"])
+    assert rc == 2
+    assert "missing.pth' is neither a file nor a built-in name" in capsys.readouterr().err
+    assert not (out / "meta.jsonl").exists()  # nothing recorded as failed: a re-run with a fixed model does it all

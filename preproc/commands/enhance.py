@@ -280,12 +280,11 @@ def run(args: argparse.Namespace) -> int:
         from ..errors import ConfigError
 
         raise ConfigError(f"--batch-size has to be at least 1 but is {args.batch_size}")
-    if args.engine == "local":
-        from ..enhance import Enhancer
+    from ..enhance import Enhancer
 
-        # built first, so a bad option fails before any file is touched
-        enh = Enhancer(args.task, args.upscaler, model=args.model, device=args.device, dtype=args.dtype,
-                       progress=False, **overrides)
+    # built first (models load lazily), so a bad option fails before any file is touched or actor started
+    enh = Enhancer(args.task, args.upscaler, model=args.model, device=args.device, dtype=args.dtype,
+                   progress=False, **overrides)
     job = plan(args, overrides)
     if not job.items:
         print(f"preproc enhance: no image files found in {', '.join(args.inputs)}", file=sys.stderr)
