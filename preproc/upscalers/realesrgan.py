@@ -32,6 +32,7 @@ import importlib.util
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -304,6 +305,9 @@ def load_model(model: Any = None, *, default: str = "x4plus"):
     return _descriptor_from_state_dict(sd, f"weights file {str(path)!r}"), str(path)
 
 
+_MASK_LOCK = threading.Lock()
+
+
 # --- receptive fields ------------------------------------------------------------------
 #: Context (input pixels per side) for RRDBNet (ESRGAN, x4plus): its receptive field is
 #: ~350 px (23 blocks of 15 convolutions), far wider than any tile, but the influence of
@@ -555,8 +559,9 @@ class SpandrelUpscaler(Upscaler):
             return self.upscale(batch)
         from ..batching import ConvMask
 
-        if self._mask is None:
-            self._mask = ConvMask(self.descriptor.model)
+        with _MASK_LOCK:  # one set of hooks per model, also when threads start at once
+            if self._mask is None:
+                self._mask = ConvMask(self.descriptor.model)
         with self._mask.active(sizes, tuple(batch.shape[-2:])):
             return self.upscale(batch.clone())  # the masks zero padding in place
 
