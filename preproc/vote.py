@@ -356,7 +356,8 @@ def read_voted(
     ``candidates``: compare candidate names (:mod:`preproc.compare.variants`): ``default``
     (what ``enhance(crop, task="ocr")`` returns), ``none``, any upscaler name such as
     ``text-sr`` or ``bicubic`` (at the OCR gate's scale), ``NAME@S`` (at scale ``S``),
-    ``cleanup``. ``recognizer``: called as ``recognizer(image, symbols=True)`` when it
+    ``cleanup``; one that cannot run here (no weights) is skipped with a warning.
+    ``recognizer``: called as ``recognizer(image, symbols=True)`` when it
     takes that keyword (:class:`~preproc.recognize.TesseractOCR`,
     :class:`~preproc.recognize.rapid.RapidOCR`), else ``recognizer(image)``; default a shared
     single-line Tesseract. ``context``: a :class:`~preproc.compare.CandidateContext` to reuse
@@ -367,10 +368,20 @@ def read_voted(
         r = preproc.read_voted(crop)                  # text-sr, text-sr@2, bicubic, crop
         r.text, r.confidence, r.readings              # readings: name, text, confidence, seconds
     """
-    from .compare.variants import candidate_fn
+    from .compare.variants import candidate_fn, candidate_unavailable
 
     if not candidates:
         raise ConfigError("read_voted needs at least one candidate, e.g. ('default', 'none')")
+    usable = []
+    for name in candidates:
+        why = candidate_unavailable(name)
+        if why:
+            logger.warning("read_voted: candidate %s skipped: %s", name, why)
+        else:
+            usable.append(name)
+    if not usable:
+        raise ConfigError(f"none of the candidates {list(candidates)} can run here")
+    candidates = usable
     t0 = time.perf_counter()
     ctx = context or _context(device)
     rec = recognizer or _default_reader()
