@@ -166,3 +166,21 @@ def write_report(path: str) -> None:
     from preproc.cache import write_text_atomic
 
     write_text_atomic(path, json.dumps({"profile": PROFILE, "long_factor": LONG_FACTOR, "rows": report_rows()}, indent=1))
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """The counts of a ``$PREPROC_FUZZ_REPORT`` file as a Markdown table (for docs/reliability.md)."""
+    lines = ["| kind | tried | result | typed error | broke the contract |", "|---|---:|---:|---:|---:|"]
+    tot = Counter()
+    for r in report["rows"]:
+        lines.append(f"| {r['kind']} | {r['tried']} | {r['result']} | {r['error']} | {r['broken']} |")
+        tot.update({k: r[k] for k in ("tried", "result", "error", "broken")})
+    lines.append(f"| **total** | {tot['tried']} | {tot['result']} | {tot['error']} | {tot['broken']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python tests/fuzz/fuzzkit.py out/fuzz-report.json
+    import sys
+
+    with open(sys.argv[1], encoding="utf-8") as f:
+        print(markdown_table(json.load(f)))

@@ -180,16 +180,22 @@ def test_decompression_bombs_refused_before_decoding(tmp_path):
     limit of 4 GiB over what it uses, so an attempt to allocate the pixels fails there
     rather than on this machine.
     """
+    from PIL import Image
+
     paths = []
     for name, data in {**HUGE, **OVER_OUR_LIMIT}.items():
         p = tmp_path / name
         p.write_bytes(data)
         paths.append(str(p))
+    control = tmp_path / "control-3000x3000.png"  # a real image, decoded: shows that the meter sees allocations
+    Image.new("L", (3000, 3000), 128).save(control)
     with case("file/bomb-batch", seconds=180):
-        out = subprocess.run([sys.executable, "-c", BOMB_SCRIPT, *paths], capture_output=True, text=True, timeout=170,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+        out = subprocess.run([sys.executable, "-c", BOMB_SCRIPT, *paths, str(control)], capture_output=True, text=True,
+                             timeout=170, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-2000:]
     rows = json.loads(out.stdout.strip().splitlines()[-1])
+    ctl = rows.pop()
+    assert ctl["outcome"] == "result" and ctl["peak_growth_kib"] > 64 * 1024, ctl  # 3000^2 x 3 float32 = 103 MiB
     for r in rows:
         ok = r["outcome"].startswith("ImageTooLargeError") and r["path"] in r["outcome"]
         from fuzzkit import count
