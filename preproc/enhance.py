@@ -267,6 +267,9 @@ class Enhancer:
         Crops are read ``window`` at a time (8 x ``batch_size``), so an endless iterator
         streams with bounded memory; results of a window come out once it is done.
         ``seed`` seeds every crop's generator alike, as ``enhance(crop, seed=seed)`` would.
+        A batched crop's ``meta`` also has ``batch`` (crops in its call) and
+        ``batch_padded_to`` (the call's input size); its ``upscaler_seconds`` and
+        ``seconds`` count its share of the call, not the time it waited for the others.
         ``progress``: a progress bar over crops (None: the enhancer's setting, off when not a
         TTY). Errors in the arguments themselves (an unknown option, ``batch_size < 1``)
         raise at once instead of filling slots.
