@@ -156,6 +156,14 @@ def open_image_file(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT
 def _from_pil(img: Image.Image, *, max_pixels: int | None) -> np.ndarray:
     w, h = img.size
     _check_pixels(h, w, max_pixels, f"PIL image (mode {img.mode})")
+    try:  # an image from Image.open() is decoded only now: its file may be truncated, or closed
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
+    except Image.DecompressionBombError as e:
+        raise ImageTooLargeError(f"PIL image (mode {img.mode}, {w}x{h}): {e}") from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise CorruptImageError(f"PIL image (mode {img.mode}, {w}x{h}) could not be decoded: {e}") from e
     mode = img.mode
     if mode == "P" or mode == "PA":
         img = img.convert("RGBA")
@@ -207,6 +215,7 @@ def _composite(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 def _from_array(arr: np.ndarray, *, max_pixels: int | None, what: str | None = None) -> np.ndarray:
     what = what or f"numpy array of shape {arr.shape} and dtype {arr.dtype}"
+    arr = np.asarray(arr)  # subclasses (np.matrix cannot grow a channel axis) as plain arrays
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3:
@@ -249,6 +258,8 @@ def _check_float_range(f: np.ndarray, what: str) -> None:
 def _from_tensor(t, *, max_pixels: int | None) -> np.ndarray:
     import torch
 
+    if t.is_nested:  # it has no single shape
+        raise UnsupportedInputError(f"a nested torch tensor of {t.size(0)} tensors; expected one image tensor (C,H,W)")
     what = f"torch tensor of shape {tuple(t.shape)} and dtype {t.dtype} on {t.device}"
     if t.ndim == 4:
         if t.shape[0] != 1:

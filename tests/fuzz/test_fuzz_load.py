@@ -43,6 +43,9 @@ def _hw_of_array(arr: np.ndarray) -> tuple[int, int]:
 @example(arr=np.zeros((4, 4, 3), dtype=np.longdouble), max_pixels=None)
 @example(arr=np.zeros((0, 5, 3), dtype=np.uint8), max_pixels=None)
 @example(arr=np.zeros((20, 20), dtype=np.uint8), max_pixels=100)
+@example(arr=np.matrix(np.zeros((3, 3))), max_pixels=None)  # ValueError before the fix
+@example(arr=np.ma.masked_array(np.zeros((3, 3)), mask=[[1, 0, 0]] * 3), max_pixels=None)
+@example(arr=np.broadcast_to(np.zeros((1, 1, 3)), (4, 4, 3)), max_pixels=None)  # read-only, zero strides
 def test_any_array(arr, max_pixels):
     with case("load_image/array", names=["numpy array", str(arr.shape)]) as c:
         c.result = load_image(arr, max_pixels=max_pixels)
@@ -92,8 +95,10 @@ def test_any_pil_image(img, max_pixels):
 @example(t=torch.zeros(3, 4, 4, device="meta"), max_pixels=None)
 @example(t=torch.zeros(3, 4, 4).to_sparse(), max_pixels=None)
 @example(t=torch.zeros(1, 3, 40, 40).transpose(2, 3), max_pixels=100)
+@example(t=torch.nested.nested_tensor([torch.zeros(3, 2, 2), torch.zeros(3, 3, 3)]), max_pixels=None)  # RuntimeError
+@example(t=torch.quantize_per_tensor(torch.zeros(3, 4, 4), 0.1, 0, torch.quint8), max_pixels=None)
 def test_any_tensor(t, max_pixels):
-    with case("load_image/tensor", names=["torch tensor", str(tuple(t.shape))]) as c:
+    with case("load_image/tensor", names=["torch tensor", str(tuple(t.shape)) if not t.is_nested else "nested"]) as c:
         c.result = load_image(t, max_pixels=max_pixels)
     if c.result is not None:
         check_loaded(c.result, t.shape[-2], t.shape[-1])
@@ -143,3 +148,27 @@ def test_failed_file_loads_do_not_leak_file_handles(tmp_path):
                 load_image(p, **kw)
             assert c.error is not None
     assert len(os.listdir("/proc/self/fd")) <= before + 2
+
+
+@fuzz_settings(60)
+@given(name=st.sampled_from(sorted(__import__("strategies").VALID_FILES)), cut=st.floats(0, 1), close=st.booleans(),
+       max_pixels=SMALL_LIMITS)
+@example(name="rgb.png", cut=0.5, close=False, max_pixels=None)  # raw OSError when decoded lazily, before the fix
+@example(name="rgb.png", cut=1.0, close=True, max_pixels=None)  # ValueError "Operation on closed image"
+def test_lazily_opened_pil_images(name, cut, close, max_pixels):
+    """An ``Image.open()`` result is decoded only when read: truncated data or a closed file surface in load_image."""
+    import io
+
+    from strategies import VALID_FILES
+
+    data = VALID_FILES[name]
+    try:
+        img = Image.open(io.BytesIO(data[: int(cut * len(data))]))
+    except Exception:  # noqa: BLE001 - PIL refuses to open it at all: not an input load_image sees
+        return
+    if close:
+        img.close()
+    with case("load_image/pil-lazy", names=["PIL image"]) as c:
+        c.result = load_image(img, max_pixels=max_pixels)
+    if c.result is not None:
+        check_loaded(c.result, img.size[1], img.size[0])
