@@ -313,10 +313,17 @@ class _Darkness(CompareTask):
 
 def test_a_task_without_its_own_sampler_gets_generic_cards(browser, tmp_path):
     register_task("darkness", _Darkness)
-    preproc.compare(SAMPLE, task="darkness", variants=["none", "nearest", "select"], limit=3, out=tmp_path,
-                    progress=False)
+    rep = preproc.compare(SAMPLE, task="darkness", variants=["none", "nearest", "select"], limit=3, out=tmp_path,
+                          progress=False)
     browser.get((tmp_path / "report.html").resolve().as_uri())
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    # one size: one table of every metric, its numbers those of the report
+    cells = browser.execute_script(
+        "return Array.from(document.querySelectorAll('table.pivot td[data-metric]')).map(function (td) {"
+        " return [td.dataset.variant, td.dataset.metric, td.textContent.replace('★', '').trim()]; })")
+    assert len(cells) == 3 * 2
+    for variant, metric, text in cells:
+        assert text == f"{rep.row(variant, 6)[metric]:.3f}"
     assert browser.execute_script("return window.preprocReport")["matched"] == 3
     card = browser.find_element("css selector", "#cards .card")
     assert len(card.find_elements("css selector", "tr")) == 1 + 3

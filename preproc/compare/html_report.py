@@ -201,9 +201,7 @@ def face_samples(task: CompareTask, ctx: HtmlContext) -> dict[str, Any]:
     face is wrong (as the metrics count it)."""
     pairs = list(getattr(task, "_pairs", []) or getattr(task, "pairs", []) or [])
     items = []
-    thr: list[list[float | None]] = []
     for si in range(len(ctx.settings)):
-        thr.append([_num(_pair_threshold(ctx.rows.get((vi, si)), None)) for vi in range(len(ctx.variants))])
         for p in pairs:
             if p.a not in ctx.rec_index or p.b not in ctx.rec_index:
                 continue
@@ -224,11 +222,12 @@ def face_samples(task: CompareTask, ctx: HtmlContext) -> dict[str, Any]:
                 else:
                     ok = (score >= t) == bool(p.same)
                     margin = (score - t) if p.same else (t - score)
-                label = None if score is not None else ("no face in " + " and ".join(
-                    n for n, e in (("A", ea), ("B", eb)) if e is None))
+                label = None if score is not None else ("no face in the " + " and the ".join(
+                    n for n, e in (("first", ea), ("second", eb)) if e is None) + " image")
                 ents.append([[ra[0], rb[0]], label, _num(score), _num(margin), int(ok), _num(t)])
-            items.append([si, [ctx.rec_index[p.a], ctx.rec_index[p.b]], int(bool(p.same)), ents])
-    return {"kind": "face", "metric": {"name": "margin", "hib": True, "worse_by": "ok"}, "items": items, "thr": thr}
+            items.append([si, [ctx.rec_index[p.a], ctx.rec_index[p.b]], [int(bool(p.same)), getattr(p, "set", None)],
+                          ents])
+    return {"kind": "face", "metric": {"name": "margin", "hib": True, "worse_by": "ok"}, "items": items}
 
 
 #: The page's per-sample data by task name (a task may instead override ``html_samples``).
@@ -293,19 +292,62 @@ def _pivot_html(report: Report, metric: str, jpeg: int | None, hib: bool | None,
             title = f"n={r.get('n')}, failures {r.get('failures')}"
             style = ""
             base = base_by_size.get(s)
-            if hib is not None and val is not None and base is not None and v != "none" and not is_best:
-                # tint by the change against the plain crop: green better, red worse (full at 50 %)
-                rel = (val - base) / max(abs(base), 1e-9) * (1 if hib else -1)
-                if abs(rel) >= 0.02:
-                    a = min(1.0, abs(rel) / 0.5) * 0.45
-                    style = f' style="background:rgba({"40,167,69" if rel > 0 else "220,53,69"},{a:.2f})"'
-                    title += f", {rel:+.0%} against none"
+            if hib is not None and v != "none" and not is_best:
+                # tint by the change against the plain crop
+                style = _tint(val, base, hib)
+                if style:
+                    title += f", {(val - base) / max(abs(base), 1e-9):+.0%} against none"
             attrs = (f'data-variant="{_esc(v)}" data-size="{s}" title="{_esc(title)}"'
                      + (' class="best"' if is_best else "") + style)
             cells.append(f"<td {attrs}>{_fmt(val, digits)}{' ★' if is_best else ''}</td>")
         out.append(f'<tr><th class="l">{_esc(v)}</th>{"".join(cells)}</tr>')
     out.append("</tbody></table>")
     return "\n".join(out)
+
+
+def _metrics_table_html(report: Report, size: int, jpeg: int | None) -> str:
+    """A variants x metrics table at one size and JPEG setting (used when a run has one size)."""
+    cols = [*report.metrics, "seconds_per_item"]
+    hib = {**report.higher_is_better, "seconds_per_item": False}
+    rows = {r["variant"]: r for r in report.rows if r["size"] == size and r["jpeg"] == jpeg}
+    best: dict[str, float] = {}
+    for m in cols:
+        vals = [r[m] for r in rows.values() if r.get(m) is not None]
+        if len({round(v, 9) for v in vals}) > 1:
+            best[m] = max(vals) if hib.get(m, True) else min(vals)
+    head = "".join(f'<th title="{"higher" if hib.get(m, True) else "lower"} is better">'
+                   f'{_esc(m).replace(":", ":<wbr>").replace("_", "_<wbr>")} {"↑" if hib.get(m, True) else "↓"}</th>'
+                   for m in cols)
+    out = ['<div class="scroll">',
+           f'<table class="pivot wide" data-size="{size}" data-jpeg="{"" if jpeg is None else jpeg}">',
+           f"<caption>{_esc(report.size_label)} {size}, {_esc(_jpeg_label(jpeg))} "
+           "(↑ higher is better, ↓ lower is better)</caption>",
+           f'<thead><tr><th class="l">variant</th>{head}</tr></thead><tbody>']
+    base = rows.get("none", {})
+    for v in report.variants:
+        r = rows.get(v)
+        cells = []
+        for m in cols:
+            val = None if r is None else r.get(m)
+            digits = 0 if isinstance(val, int) else 3
+            is_best = val is not None and m in best and val == best[m]
+            style = _tint(val, base.get(m), hib.get(m, True)) if v != "none" and not is_best else ""
+            cells.append(f'<td data-variant="{_esc(v)}" data-metric="{_esc(m)}"'
+                         f'{" class=best" if is_best else ""}{style}>{_fmt(val, digits)}{" ★" if is_best else ""}</td>')
+        out.append(f'<tr><th class="l">{_esc(v)}</th>{"".join(cells)}</tr>')
+    out.append("</tbody></table></div>")
+    return "\n".join(out)
+
+
+def _tint(val: Any, base: Any, hib: bool) -> str:
+    """A style attribute tinting a cell by its change against ``base``: green better, red worse (full at 50 %)."""
+    if val is None or base is None or isinstance(val, bool):
+        return ""
+    rel = (float(val) - float(base)) / max(abs(float(base)), 1e-9) * (1 if hib else -1)
+    if abs(rel) < 0.02:
+        return ""
+    a = min(1.0, abs(rel) / 0.5) * 0.45
+    return f' style="background:rgba({"40,167,69" if rel > 0 else "220,53,69"},{a:.2f})"'
 
 
 def _winners_html(report: Report) -> str:
@@ -420,6 +462,8 @@ def _plots_html(report: Report) -> str:
     except ImportError:  # pragma: no cover - matplotlib is a dependency
         return ""
     figs = []
+    if len({r["size"] for r in report.rows}) < 2:
+        return ""  # a line per variant needs two sizes
     with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 9}):
         for m in report.metrics:
             for q in dict.fromkeys(r["jpeg"] for r in report.rows):
@@ -441,6 +485,10 @@ def _summary_html(report: Report) -> str:
     out = ['<h2 id="summary">Summary</h2>', _winners_html(report)]
     jpegs = list(dict.fromkeys(r["jpeg"] for r in report.rows))
     out.append('<div class="pivots">')
+    sizes = sorted({r["size"] for r in report.rows})
+    if len(sizes) == 1:  # one size: one table of every metric per JPEG setting
+        out += [_metrics_table_html(report, sizes[0], q) for q in jpegs]
+        jpegs = []
     for m in report.metrics:
         for q in jpegs:
             digits = 0 if all(isinstance(r.get(m), int) for r in report.rows if r.get(m) is not None) else 3
