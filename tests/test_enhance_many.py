@@ -286,3 +286,24 @@ def test_exact_buckets_hold_one_size_only():
     sizes = [(10, 50), (10, 50), (10, 51), (10, 50), (9, 50)]
     buckets = plan_buckets(sizes, exact=True, max_waste=0.9)
     assert sorted(b.indices for b in buckets) == [(0, 1, 3), (2,), (4,)]
+
+
+def test_threads_sharing_one_enhancer_get_the_serial_results():
+    if not upscaler_class("text-sr").is_available():
+        pytest.skip("text-sr weights are not installed")
+    enh = preproc.Enhancer("ocr", "text-sr")
+    sets = [[line(f"thread {t} line {k}", 9 + (k % 3)) for k in range(6)] for t in range(3)]
+    serial = [enh.enhance_many(s, batch_size=4) for s in sets]
+    out: dict[int, list] = {}
+
+    def work(t):
+        out[t] = enh.enhance_many(sets[t], batch_size=4)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for t in range(3):
+        for a, b in zip(serial[t], out[t]):
+            assert np.array_equal(as_array(a), as_array(b))
