@@ -10,7 +10,7 @@ one, as in :meth:`~preproc.Enhancer.enhance`.
 Why the results equal the one-by-one results. A convolution network pads every layer
 with zeros at the image border; a crop padded into a larger bucket would instead see the
 padding (reflected pixels) through every layer, and on text-sr the output near the padded
-border moves by up to 0.64 (of 1.0; measured on 10 px lines). So the padded region is
+border moves by up to 0.70 (of 1.0; tests/test_enhance_many.py). So the padded region is
 *masked*: before every spatial convolution, the activations outside each crop's own region
 are set to zero (:class:`ConvMask`), which is exactly the zero padding that convolution
 applies to the crop alone. Pointwise layers, pixel shuffle and nearest upsampling do not
