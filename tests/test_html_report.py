@@ -328,3 +328,27 @@ def test_a_task_without_its_own_sampler_gets_generic_cards(browser, tmp_path):
     card = browser.find_element("css selector", "#cards .card")
     assert len(card.find_elements("css selector", "tr")) == 1 + 3
     assert "kept" in card.find_elements("css selector", "tr")[3].text  # select says what it kept
+
+
+def test_odd_ids_texts_and_failures_render_safely(browser, tmp_path):
+    """Quotes, markup and a script end tag in the ground truth, odd ids, and a sample that fails."""
+    ds = tmp_path / "ds"
+    (ds / "images").mkdir(parents=True)
+    src = read_manifest(SAMPLE)[:2]
+    odd = ['He said "</script><img src=x onerror=alert(1)>" & left', "Tab\there  ünïcödé ✓"]
+    lines = []
+    for r, text, rid in zip(src, odd, ["line <1> & 'quoted'", "línea 2/ü"]):
+        shutil.copy(r.image, ds / "images" / r.image.name)
+        lines.append(json.dumps({"id": rid, "image": f"images/{r.image.name}", "text": text}))
+    (ds / "images" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    lines.append(json.dumps({"id": "broken", "image": "images/broken.png", "text": "x"}))
+    (ds / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    preproc.compare(ds, variants=["none", "bicubic"], sizes=[10], out=out, progress=False)
+    browser.get((out / "report.html").resolve().as_uri())
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    assert browser.execute_script("return window.preprocReport")["matched"] == 3
+    assert browser.execute_script("return document.querySelectorAll('#cards img[src=x]').length") == 0
+    text = browser.find_element("id", "cards").text
+    assert odd[0] in text and "line <1> & 'quoted'" in text and "línea 2/ü" in text
+    assert text.count("failed:") == 2  # the broken sample, once per variant

@@ -528,8 +528,13 @@ def load_template() -> str:
 
 
 def build_page_data(report: Report, task: CompareTask, variants: Sequence[Variant], records: Sequence[Record],
-                    cache: ResultCache, image_ids: set[str] | None = None) -> dict[str, Any]:
-    """The browser's data: variants, settings, records and the task's items (see :class:`HtmlContext`)."""
+                    cache: ResultCache, image_ids: set[str] | None = None,
+                    out_dir: Path | None = None) -> dict[str, Any]:
+    """The browser's data: variants, settings, records and the task's items (see :class:`HtmlContext`).
+
+    With ``out_dir``, each item gets a last element: per record of the item, 1 when its crop
+    image is in ``report_files/`` (the page shows no image for the others).
+    """
     from .runner import combine_sample
 
     settings = [(r["size"], r["jpeg"]) for r in report.rows]
@@ -548,6 +553,13 @@ def build_page_data(report: Report, task: CompareTask, variants: Sequence[Varian
     samples = task.html_samples(ctx)
     if image_ids is None:
         image_ids = {r.id for r in records}
+    # per item and record: is the crop on disk (not when degrading failed, or images were not kept)
+    if out_dir is not None:
+        recs = ctx.records
+        for it in samples["items"]:
+            size, q = settings[it[0]]
+            it.append([int(recs[i].id in image_ids and report_image_path(out_dir, recs[i].id, size, q, "none").is_file())
+                       for i in it[1]])
     return {
         "task": report.task,
         "files": REPORT_FILES,
@@ -588,6 +600,6 @@ def write_html_report(report: Report, out_dir: Path, task: CompareTask, variants
     ``records``: the run's records; ``image_ids``: those whose images the runner kept in
     ``report_files/`` (default: all).
     """
-    data = build_page_data(report, task, variants, records, cache, image_ids)
+    data = build_page_data(report, task, variants, records, cache, image_ids, Path(out_dir))
     page = render_html(report, data, reproduce_command(report, task, out_dir))
     return write_text_atomic(Path(out_dir) / "report.html", page)
