@@ -21,8 +21,10 @@ For every record of the dataset (:mod:`preproc.datasets`), size and JPEG setting
 4. per variant, size and JPEG setting the task aggregates its metrics over the samples
    that did not fail (``task.evaluate``), and the report (:mod:`.report`) writes
    ``report.json`` (``rows``: variant, size, jpeg, n, <metrics>, seconds_per_item,
-   failures, ...), ``report.md``, ``plot_<metric>[_q<jpeg>].png`` and
-   ``contact_sheet.png`` (the first ``sheet_samples`` records).
+   failures, ...), ``report.md``, ``plot_<metric>[_q<jpeg>].png``,
+   ``contact_sheet.png`` (a small overview of the first ``sheet_samples`` records) and
+   ``report.html`` (one offline page with a per-sample browser; its images are in
+   ``report_files/``, see :mod:`.html_report`).
 
 How to add a task
 -----------------
