@@ -7,6 +7,7 @@ Chromium, chromedriver or selenium is installed.
 
 import io
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -201,7 +202,11 @@ def test_size_filter_and_variant_a_worse_than_b(page, ocr_run):
     assert 0 < len(gaps) < 60
     assert state["matched"] == len(gaps)
     # the paired count next to the filter
-    assert page.find_element("id", "ab-stat").text == f"(A worse on {len(gaps)}, better on {better}, tied on {tied})"
+    stat = page.find_element("id", "ab-stat").text
+    assert stat.startswith(f"(A worse on {len(gaps)}, better on {better}, tied on {tied}; sign test p = ")
+    n, k = len(gaps) + better, min(len(gaps), better)
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)  # exact two-sided sign test
+    assert float(stat.rsplit("= ", 1)[1].rstrip(")")) == pytest.approx(p, rel=0.05)
     assert page.find_element("id", "f-sort").get_attribute("value") == "gap"  # worst first
     first = page.find_element("css selector", "#cards .card")
     cer_a = float(first.find_element("css selector", "tr.ra td.n").text)  # the first number cell: CER
