@@ -1,0 +1,108 @@
+"""Paired statistics for OCR compare runs: CER ratio of variant A to B with a bootstrap interval.
+
+Reads a finished ``preproc compare --task ocr`` output folder (``report.json`` +
+``cache.jsonl``), recombines every variant per line (vote, guard, select exactly as the
+report did, with the same task options), and for each pair ``A:B`` and setting prints
+corpus CER of both, the ratio A/B with a 95 % paired bootstrap interval (lines
+resampled, 2000 draws, seed 0) and how many lines A made better / worse.
+
+    .venv/bin/python benchmarks/ocr_paired.py /tmp/ocrx/dev-tess \\
+        --pairs vote:text-sr/text-sr@2/bicubic/none:none,text-sr:none --markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from preproc.compare.cache import ResultCache
+from preproc.compare.runner import combine_sample
+from preproc.compare.variants import parse_variants
+from preproc.datasets import read_manifest
+from preproc.metrics import score_line
+
+
+def _task(settings: dict):
+    from preproc.compare.ocr import OcrTask
+
+    opts = {k: v for k, v in settings["task_options"].items() if k != "engine_used"}
+    tk = OcrTask.__new__(OcrTask)  # combine() only: no recognizer is loaded
+    tk.vote_power = float(opts.get("vote_power", 1.0))
+    tk.vote_weighting = opts.get("vote_weighting", "char")
+    tk.vote_alt_weight = float(opts.get("vote_alt_weight", 0.0))
+    tk.guard_margin = opts.get("guard_margin")
+    tk.recognizer = opts.get("recognizer", "tesseract")
+    return tk
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--pairs", required=True, help="A:B,C:D (variant names; the last ':' splits)")
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args(argv)
+    rep = json.loads((args.run / "report.json").read_text())
+    s = rep["settings"]
+    tk = _task(s)
+    from preproc.compare.cache import fingerprint
+
+    fp_settings = {k: s[k] for k in ("task", "task_options", "dataset", "overrides", "dtype")}
+    if "resolved" in s:
+        fp_settings["resolved"] = s["resolved"]
+    cache = ResultCache(args.run / "cache.jsonl", fingerprint(fp_settings))
+    variants = {v.name: v for v in parse_variants(s["variants"], "ocr", ("select", "vote"), ("none", "bicubic", "cleanup"))}
+    from preproc.compare.task import spread
+    from preproc.train.validate import select_split
+
+    records = spread(select_split(read_manifest(s["dataset"], require=("text",)), s["task_options"].get("split", "all")),
+                     s["limit"])
+    rng = np.random.default_rng(0)
+    lines = []
+    if args.markdown:
+        lines += ["| A vs B | size | jpeg | n | CER A | CER B | A/B [95 % CI] | A better / worse |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for pair in args.pairs.split(","):
+        a, _, b = pair.rpartition(":")
+        for q in s["jpeg"]:
+            for size in s["sizes"]:
+                ea, eb, nch, better, worse = [], [], [], 0, 0
+                for r in records:
+                    ra = combine_sample(tk, variants[a], r.id, size, q, cache)
+                    rb = combine_sample(tk, variants[b], r.id, size, q, cache)
+                    if isinstance(ra, str) or isinstance(rb, str):
+                        continue
+                    cs = bool(r.get("case_sensitive", True))
+                    la = score_line(str(r.get("text")), str(ra[1].get("text", "")), cs)
+                    lb = score_line(str(r.get("text")), str(rb[1].get("text", "")), cs)
+                    ea.append(la.char_edits)
+                    eb.append(lb.char_edits)
+                    nch.append(la.chars)
+                    better += la.char_edits < lb.char_edits
+                    worse += la.char_edits > lb.char_edits
+                if not ea:
+                    continue
+                ea_, eb_, n_ = np.array(ea), np.array(eb), np.array(nch)
+                ratio = ea_.sum() / max(eb_.sum(), 1)
+                idx = rng.integers(0, len(ea), (2000, len(ea)))
+                boots = ea_[idx].sum(1) / np.maximum(eb_[idx].sum(1), 1)
+                lo, hi = np.percentile(boots, [2.5, 97.5])
+                ca, cb = ea_.sum() / n_.sum(), eb_.sum() / n_.sum()
+                jl = "–" if q is None else q
+                if args.markdown:
+                    lines.append(f"| {a} vs {b} | {size} | {jl} | {len(ea)} | {ca:.3f} | {cb:.3f} | "
+                                 f"{ratio:.2f} [{lo:.2f}, {hi:.2f}] | {better} / {worse} |")
+                else:
+                    lines.append(json.dumps({"a": a, "b": b, "size": size, "jpeg": q, "n": len(ea), "cer_a": ca,
+                                             "cer_b": cb, "ratio": ratio, "ci95": [lo, hi], "better": better,
+                                             "worse": worse}))
+    cache.close()
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
