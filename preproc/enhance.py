@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import numbers
 import os
 import threading
 import time
@@ -30,7 +31,7 @@ from .errors import (
     UnknownUpscalerError,
     WeightsError,
 )
-from .hooks import Hook, run_hooks
+from .hooks import Hook, check_hooks, run_hooks
 from .io import DEFAULT_MAX_PIXELS, ImageLike, load_image, to_pil
 from .post import color_fix, resize_to
 from .presets import Preset, get_preset
@@ -169,7 +170,7 @@ class Enhancer:
                 from .errors import ConfigError
 
                 raise ConfigError("give either `seed` or `generator`, not both")
-            generator = torch.Generator("cpu").manual_seed(seed)
+            generator = torch.Generator("cpu").manual_seed(check_seed(seed))
         meta["seed"] = seed if seed is not None else (generator.initial_seed() if generator is not None else None)
         job = _Prepared(image, preset, decision, meta, generator)
         if not decision.skip:
@@ -236,6 +237,7 @@ class Enhancer:
         **overrides: Any,
     ) -> EnhanceResult:
         """Enhance one crop; see :func:`preproc.enhance`."""
+        check_hooks(hooks)
         preset = self._preset(overrides)
         job = self._prepare(crop, preset, scale, generator, seed)
         upscaled = None
@@ -276,8 +278,16 @@ class Enhancer:
         """
         from .errors import ConfigError
 
-        if batch_size < 1:
-            raise ConfigError(f"`batch_size` has to be >= 1 but is {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise ConfigError(f"`batch_size` has to be an integer >= 1 but is {batch_size!r}")
+        if isinstance(crops, (str, bytes, os.PathLike, Image.Image)) or not hasattr(crops, "__iter__"):
+            raise ConfigError(f"crops has to be an iterable of crops (e.g. a list) but is a {type(crops).__name__}; "
+                              "for one crop call enhance(), or wrap it in a list")
+        if scale is not None:
+            gate.check_scale(scale)  # an argument error: raised at once, not once per crop
+        if seed is not None:
+            check_seed(seed)
+        check_hooks(hooks)
         preset = self._preset(overrides)
         show = self.progress if progress is None else progress
         total = len(crops) if hasattr(crops, "__len__") else None  # type: ignore[arg-type]
@@ -375,6 +385,15 @@ class Enhancer:
         return slots
 
     __call__ = enhance
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as torch takes it: an integer in [-2**63, 2**64), else a :class:`~preproc.errors.ConfigError`."""
+    from .errors import ConfigError
+
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not -(2**63) <= seed < 2**64:
+        raise ConfigError(f"`seed` has to be an integer in [-2**63, 2**64) or None but is {seed!r}")
+    return int(seed)
 
 
 _CACHE: OrderedDict[tuple, Enhancer] = OrderedDict()

@@ -49,8 +49,20 @@ Hook = Callable[[Image.Image, Image.Image, dict], "Image.Image | None"]
 Recognizer = Callable[[Image.Image], Any]
 
 
+def check_hooks(hooks: Any) -> None:
+    """``hooks`` must be a list or tuple of callables: a :class:`~preproc.errors.ConfigError` otherwise."""
+    from .errors import ConfigError
+
+    if not isinstance(hooks, (list, tuple)):
+        raise ConfigError(f"hooks has to be a list or tuple of callables but is {type(hooks).__name__}")
+    for h in hooks:
+        if not callable(h):
+            raise ConfigError(f"hook {h!r} is not callable; a hook is called as hook(before, after, meta)")
+
+
 def run_hooks(hooks: list[Hook] | tuple[Hook, ...], before: Image.Image, after: Image.Image, meta: dict) -> Image.Image:
     """Apply ``hooks`` in order; returns the final image and records each hook in ``meta["hooks"]``."""
+    check_hooks(hooks)
     names = meta.setdefault("hooks", [])
     for hook in hooks:
         out = hook(before, after, meta)

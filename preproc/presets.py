@@ -7,6 +7,9 @@ an unknown task or keyword raises an error listing the valid ones.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,10 +134,38 @@ def get_preset(task: str = "ocr", **overrides: Any) -> Preset:
     return preset
 
 
+#: The type each field's annotation asks for: (accepted kinds, None allowed).
+_KINDS = {"int": (numbers.Integral,), "float": (numbers.Real,), "bool": (bool,), "str": (str,),
+          "dict[str, Any]": (Mapping,)}
+
+
+def check_types(p: Preset) -> None:
+    """Every field of the type its annotation states (no bools for numbers, finite floats)."""
+    for f in dataclasses.fields(p):
+        ann = str(f.type)
+        optional = ann.endswith(" | None")
+        kinds = _KINDS.get(ann.removesuffix(" | None"))
+        value = getattr(p, f.name)
+        if kinds is None or (optional and value is None):
+            continue
+        number = kinds[0] in (numbers.Integral, numbers.Real)
+        if not isinstance(value, kinds) or (number and isinstance(value, bool)) or (
+            number and not math.isfinite(value)
+        ):
+            want = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "a string",
+                    "dict[str, Any]": "a dict"}[ann.removesuffix(" | None")]
+            raise ConfigError(f"`{f.name}` has to be {want}{' or None' if optional else ''} but is {value!r}")
+
+
 def validate(p: Preset) -> None:
-    """Range checks with messages carrying the offending value (diffusers' ``check_inputs`` style)."""
+    """Type and range checks with messages carrying the offending value (diffusers' ``check_inputs`` style)."""
     from .tiling import BLEND_KINDS
 
+    check_types(p)
+    for name in ("target_x_height", "target_face_side", "default_scale"):
+        v = getattr(p, name)
+        if v is not None and v <= 0:
+            raise ConfigError(f"`{name}` has to be > 0{' or None' if name != 'default_scale' else ''} but is {v}")
     if p.tile is not None and p.tile < 8:
         raise ConfigError(f"`tile` has to be >= 8 input pixels or None but is {p.tile}")
     if p.overlap < 0 or (p.tile is not None and p.overlap * 2 >= p.tile):

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
-from ..errors import UnknownUpscalerError
+from ..errors import UnknownOptionError, UnknownUpscalerError
 from .base import Upscaler
 
 _REGISTRY: dict[str, str] = {
@@ -47,5 +48,17 @@ def upscaler_class(name: str) -> type[Upscaler]:
 
 
 def create_upscaler(name: str, **kwargs: Any) -> Upscaler:
-    """Construct the backend registered under ``name`` with ``kwargs`` (device, dtype, model...)."""
-    return upscaler_class(name)(**kwargs)
+    """Construct the backend registered under ``name`` with ``kwargs`` (device, dtype, model...).
+
+    A keyword the backend's constructor does not take (a typo in ``backend_options``) is an
+    :class:`~preproc.errors.UnknownOptionError` listing the ones it takes.
+    """
+    cls = upscaler_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        known = [k for k, p in params.items() if k != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
+        unknown = sorted(set(kwargs) - set(known))
+        if unknown:
+            raise UnknownOptionError(f"backend {name!r} does not take option(s) {', '.join(map(repr, unknown))}; "
+                                     f"it takes {', '.join(known)}")
+    return cls(**kwargs)

@@ -77,7 +77,21 @@ ANY_OVERRIDES = st.fixed_dictionaries({}, optional={
     "max_scale": st.sampled_from([1.0, 2.0, 4.0, 0.5]),
     "not_an_option": st.just(1),
 })
-OVERRIDES = st.one_of(st.just({}), VALID_OVERRIDES, ANY_OVERRIDES)
+#: values of the wrong type or out of range for every kind of field (the CLI's --set passes any JSON)
+WRONG_TYPES = st.fixed_dictionaries({}, optional={
+    "tile": st.sampled_from(["big", 16.5, True, float("nan")]),
+    "overlap": st.sampled_from([2.5, "2", None]),
+    "max_scale": st.sampled_from([float("nan"), float("inf"), "4", None]),
+    "min_scale": st.sampled_from([float("nan"), True]),
+    "target_x_height": st.sampled_from([0, -3, float("nan"), "x"]),
+    "noise_level": st.sampled_from([20.5, "20", -1]),
+    "backend_options": st.sampled_from([5, "x", [1], {"nope": 1}]),
+    "prompt": st.sampled_from([5, None, b"x"]),
+    "blend": st.sampled_from([None, 3]),
+    "color_fix": st.sampled_from(["yes", 1, None]),
+    "batch_size": st.sampled_from([True, 2.5, "4"]),
+})
+OVERRIDES = st.one_of(st.just({}), VALID_OVERRIDES, ANY_OVERRIDES, WRONG_TYPES)
 
 
 def input_names(x) -> list[str]:
@@ -223,3 +237,45 @@ def test_enhance_many_bad_arguments_raise_at_once(batch_size, overrides):
     with case("enhance_many/arguments") as c:
         enh.enhance_many([np.zeros((4, 4), np.uint8)], batch_size=batch_size, **overrides)
     assert isinstance(c.error, ConfigError)
+
+
+SEEDS = st.one_of(st.none(), st.integers(-(2**64), 2**65), st.sampled_from(["x", 1.5, True, float("nan"), b"1"]))
+HOOKS = st.one_of(st.just(()), st.just([]), st.sampled_from([[5], [None], "record", 5, [lambda b, a, m: None],
+                                                             [lambda b, a, m: 5], [lambda b, a, m: a.convert("RGB")]]))
+
+
+@fuzz_settings(40)
+@given(seed=SEEDS, hooks=HOOKS, overrides=WRONG_TYPES | VALID_OVERRIDES, scale=SCALES)
+@example(seed="x", hooks=(), overrides={}, scale=None)  # RuntimeError from torch before the fix
+@example(seed=2**70, hooks=(), overrides={}, scale=None)  # ValueError (overflow)
+@example(seed=None, hooks=[5], overrides={}, scale=None)  # TypeError: 'int' object is not callable
+@example(seed=None, hooks=(), overrides={"tile": "big"}, scale=None)  # TypeError in validate
+@example(seed=None, hooks=(), overrides={"target_x_height": float("nan")}, scale=None)  # ValueError in the gate
+@example(seed=None, hooks=(), overrides={"backend_options": {"nope": 1}}, scale=None)  # TypeError in the backend
+def test_enhance_arguments(seed, hooks, overrides, scale):
+    """Every argument of enhance fuzzed at once: a result or a ConfigError, for a learned and a classic backend."""
+    crop = np.tile(np.array([[230, 230, 40, 40, 230, 90]], np.uint8), (8, 3))
+    for backend in ("bicubic", "text-sr"):
+        enh = enhancer(backend)
+        with case("enhance/arguments", seconds=120) as c:
+            c.result = enh.enhance(crop, scale=scale, seed=seed, hooks=hooks, **overrides)
+        if c.result is not None:
+            arr = np.asarray(c.result.image)
+            assert arr.size > 0
+
+
+@fuzz_settings(20)
+@given(crops=st.sampled_from([5, None, "crop.png", b"x", Image.new("L", (4, 4)), np.zeros((4, 4), np.uint8)]),
+       seed=SEEDS, scale=SCALES, hooks=HOOKS)
+@example(crops=5, seed=None, scale=None, hooks=())  # TypeError: not iterable, before the fix
+@example(crops=[np.zeros((4, 4), np.uint8)], seed=None, scale=float("nan"), hooks=())  # a ConfigError per slot before
+def test_enhance_many_argument_errors_raise_at_once(crops, seed, scale, hooks):
+    """A bad argument (not a crop) raises one ConfigError at once; a 2-D array is a batch of rows (1 x W crops)."""
+    enh = enhancer("bicubic")
+    with case("enhance_many/arguments") as c:
+        c.result = enh.enhance_many(crops, seed=seed, scale=scale, hooks=hooks)
+    if c.result is not None:
+        assert isinstance(crops, (list, np.ndarray)) and len(c.result) == len(crops)
+        assert all(isinstance(r, (EnhanceResult, PreprocError)) for r in c.result)
+    else:
+        assert isinstance(c.error, ConfigError), c.error
