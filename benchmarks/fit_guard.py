@@ -141,6 +141,18 @@ def fit(lines: Path, cache: dict[tuple, dict], recognizer: str) -> dict:
         best = min(pool, key=lambda k: float(np.mean(totals[k])))
         choice[x] = {"margin": float(best.split("@")[-1]), "mean_cer": float(np.mean(totals[best])),
                      "safe_everywhere": bool(safe), "safe_margins": [float(k.split("@")[-1]) for k in safe]}
+    # one margin for every backend (the hook and compare's +guard do not know which backend
+    # made the image): safe for every backend in every setting, then the lowest mean CER
+    joint = []
+    for m in margins:
+        ks = [f"{x}+guard@{m}" for x in ENHANCERS if f"{x}+guard@{m}" in totals]
+        if not ks:
+            continue
+        safe = all(row[k] <= row["none"] + 1e-9 for row in res["per_setting"].values() for k in ks if k in row)
+        joint.append((not safe, float(np.mean([np.mean(totals[k]) for k in ks])), m))
+    if joint:
+        unsafe, mean_cer, m = min(joint)
+        choice["joint"] = {"margin": float(m), "mean_cer": mean_cer, "safe_everywhere": not unsafe}
     res["guard_choice"] = choice
     vote_keys = [k for k in totals if k.startswith("vote")]
     res["vote_ranking"] = sorted((float(np.mean(totals[k])), k) for k in vote_keys)[:10]
