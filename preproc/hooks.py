@@ -151,7 +151,7 @@ class RecognitionHook:
 #: crop's to be kept, fitted on rendered, degraded lines (never on the development set)
 #: by ``benchmarks/fit_guard.py``; docs/ocr.md has the fit. Keyed by recognizer kind
 #: (:func:`recognizer_kind`); unknown recognizers get ``"default"``.
-GUARD_MARGINS: dict[str, float] = {"tesseract": 0.0, "rapidocr": 0.0, "default": 0.0}
+GUARD_MARGINS: dict[str, float] = {"tesseract": 0.0, "rapidocr": 15.0, "default": 0.0}
 #: A crop reading below this confidence is not trusted as a reference for the length and
 #: character-class checks (Tesseract reads a blank crop as a few letters with confidence 0).
 GUARD_UNREADABLE = 20.0
