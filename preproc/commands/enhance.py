@@ -211,11 +211,16 @@ def is_done(rec: dict[str, Any] | None, src: Path, dst: Path) -> bool:
 
 def plan(args: argparse.Namespace, overrides: dict[str, Any]) -> Job:
     """Collect inputs, open the journal and decide what is left to do."""
+    from ..errors import ConfigError
     from ..journal import Journal, settings_fingerprint
 
     out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {str(out_dir)!r} exists and is not a folder; expected an output folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    items = collect_inputs(args.inputs)
+    # an output folder inside an input folder: its PNGs are outputs, not inputs (or every re-run nests deeper)
+    out_abs = out_dir.resolve()
+    items = [(src, rel) for src, rel in collect_inputs(args.inputs) if out_abs not in src.resolve().parents]
     settings = settings_of(args, overrides)
     journal = Journal(out_dir / JOURNAL_NAME, settings_fingerprint(settings))
     remove_stale_temps(out_dir)

@@ -24,6 +24,7 @@ import faulthandler
 import json
 import os
 import signal
+import sys
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -91,7 +92,7 @@ def watchdog(seconds: float, what: str) -> Iterator[None]:
 
         old = signal.signal(signal.SIGALRM, _raise)
         signal.setitimer(signal.ITIMER_REAL, seconds)
-    faulthandler.dump_traceback_later(3 * seconds + 10, exit=True)
+    faulthandler.dump_traceback_later(3 * seconds + 10, exit=True, file=sys.__stderr__)  # the real fd 2
     try:
         yield
     finally:

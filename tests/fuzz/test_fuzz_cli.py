@@ -165,3 +165,36 @@ def test_enhance_cli_on_every_kind_of_file(tmp_path):
        upscaler=st.sampled_from(["bicubic", "nearest", "text-sr"]), scale=st.sampled_from([None, "2", "3.5"]))
 def test_enhance_cli_on_a_folder_of_anything(kinds, seed, upscaler, scale, tmp_path_factory):
     _run_folder_case(kinds, seed, upscaler, scale, tmp_path_factory.mktemp("cli"), rerun=True)
+
+
+def _main(argv: list[str], capsys) -> tuple[int, str]:
+    from preproc.cli import main
+
+    with case("cli/enhance-arguments", seconds=300):
+        rc = main(argv)
+    return rc, capsys.readouterr().err
+
+
+def test_enhance_cli_output_folder_inside_the_input_folder(tmp_path, capsys):
+    """Its PNGs are outputs, not inputs: a re-run used to enhance them again, one folder deeper each time."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.png").write_bytes(VALID_FILES["rgb.png"])
+    for _ in range(2):
+        rc, err = _main(["enhance", str(src), "-o", str(src / "out"), "--upscaler", "bicubic", "--no-progress"], capsys)
+        assert rc == 0, err
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png")) == ["a.png", "out/a.png"]
+
+
+@pytest.mark.parametrize("extra", [["--scale", "nan"], ["--scale", "-1"], ["--set", 'tile="x"'], ["--set", "nope=1"],
+                                   ["--batch-size", "0"], ["--set", "backend_options=5"], ["OUT_IS_A_FILE"]])
+def test_enhance_cli_bad_arguments_exit_2_without_a_traceback(extra, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.png").write_bytes(VALID_FILES["rgb.png"])
+    out = tmp_path / "out"
+    if extra == ["OUT_IS_A_FILE"]:  # FileExistsError traceback before the fix
+        out.write_text("a file")
+        extra = []
+    rc, err = _main(["enhance", str(src), "-o", str(out), "--upscaler", "bicubic", "--no-progress", *extra], capsys)
+    assert rc == 2 and "error:" in err and "Traceback" not in err, err
