@@ -234,6 +234,14 @@ class Report:
         return written
 
 
+def draw_len(text: str, font: ImageFont.ImageFont) -> float:
+    """The width of ``text`` in ``font``, in pixels."""
+    try:
+        return float(font.getlength(text))
+    except AttributeError:  # a bitmap font of old Pillow
+        return 7.0 * len(text)
+
+
 def _font(size: int = 12) -> ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
@@ -309,15 +317,19 @@ def write_contact_sheet(
             truth = r.get("text")
             ok = None if truth is None or "text" not in rec else rec.get("text") == truth
             cells.append((img, task.caption(rec), ok))
-        label = v.name if v.mode == "single" else f"{v.name} ({v.mode})"
+        label = v.name if v.mode == "single" or v.name.startswith(v.mode) else f"{v.name} ({v.mode})"
         grid.append((label, cells))
+    # columns as wide as the widest image shown (at most max_width), at least wide enough for a caption
+    widths = [min(max_width, round(img.width * ch / img.height)) for _, cells in grid for img, _, _ in cells
+              if img is not None]
+    col_w = max([*widths, 160])
     title_h, head_h = 26, 22
-    width = label_w + len(recs) * (col_w + gap)
+    title = f"preproc compare ({task.name}): {size} px, {_jpeg_label(q)}; every sample and setting: report.html"
+    width = max(label_w + len(recs) * (col_w + gap), int(draw_len(title, font)) + 16)
     sheet = Image.new("RGB", (width, title_h + head_h + row_h * len(grid)), "white")
     draw = ImageDraw.Draw(sheet)
     draw.rectangle([0, 0, width, title_h - 1], fill=(31, 42, 68))
-    draw.text((8, 6), f"preproc compare ({task.name}): {size} px, {_jpeg_label(q)}; every sample and setting: "
-                      "report.html", fill="white", font=font)
+    draw.text((8, 6), title, fill="white", font=font)
     for j, r in enumerate(recs):
         x = label_w + j * (col_w + gap)
         truth = r.get("text")
