@@ -108,6 +108,8 @@ def compare(
     if not records:
         raise DatasetError(f"dataset {str(root)!r} has no records to compare (an empty {MANIFEST}?)")
     out_dir = Path(out) if out is not None else None
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"out {str(out_dir)!r} exists and is not a folder; expected a folder for the report")
     settings = {
         "task": tk.name,
         "task_options": tk.options(),

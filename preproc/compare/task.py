@@ -6,6 +6,7 @@ See :mod:`preproc.compare` for how a task fits into a run and how to add one.
 from __future__ import annotations
 
 import importlib
+import inspect
 import io
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..datasets import Record
-from ..errors import ConfigError, UnknownTaskError
+from ..errors import ConfigError, UnknownOptionError, UnknownTaskError
 from ..io import load_image, to_pil
 
 #: A recognition: a JSON-serialisable dict. ``"confidence"`` (float, higher = surer, or
@@ -224,4 +225,11 @@ def create_task(name: str | CompareTask, **options: Any) -> CompareTask:
         if e.name != module:
             raise
         raise UnknownTaskError(f"comparison task {name!r} is registered as {target} but {module} is not installed") from None
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        known = [k for k in params if k != "self"]
+        unknown = sorted(set(options) - set(known))
+        if unknown:  # a typo in --task-opt: say which options there are (a TypeError before)
+            raise UnknownOptionError(f"task {name!r} has no option(s) {', '.join(map(repr, unknown))}; "
+                                     f"its options: {', '.join(known) or 'none'}")
     return cls(**options)

@@ -178,3 +178,34 @@ def test_pairs_same_must_be_a_boolean(tmp_path):
     with case("compare/face-load", names=[str(folder / "pairs.jsonl")]) as c:
         read_pairs(folder)
     assert isinstance(c.error, DatasetError) and "'same'" in str(c.error)
+
+
+COMPARE_BAD_ARGS = [["--sizes", "0"], ["--sizes", ""], ["--limit", "0"], ["--jpeg", "101"], ["--variants", ","],
+                    ["--variants", "bogus"], ["--variants", "none+guard"], ["--variants", "select:none"],
+                    ["--task", "bogus"], ["--task-opt", "bogus=1"], ["--task-opt", "mode=weird"], ["OUT_IS_A_FILE"],
+                    ["DATASET_IS_A_FILE"]]
+
+
+@pytest.mark.parametrize("extra", COMPARE_BAD_ARGS, ids=lambda e: "_".join(e))
+def test_compare_cli_bad_arguments_exit_2_without_a_traceback(extra, tmp_path, capsys):
+    """In-process (``preproc.cli.main``): each bad argument is one error line and exit status 2."""
+    from preproc.cli import main
+
+    if not _ocr_available():
+        pytest.skip("Tesseract is not installed")
+    folder = make_dataset(tmp_path / "set", b'{"id": "a", "image": "good.png", "text": "x"}\n')
+    out, dataset = tmp_path / "out", folder
+    if extra == ["OUT_IS_A_FILE"]:  # NotADirectoryError before the fix
+        out.write_text("a file")
+        extra = []
+    elif extra == ["DATASET_IS_A_FILE"]:
+        dataset, extra = folder / "good.png", []
+    argv = ["compare", "--task", "ocr", "--dataset", str(dataset), "--variants", "none", "--sizes", "10",
+            "--out", str(out), "--no-progress", *extra]
+    with case("cli/compare-arguments", seconds=300):
+        try:
+            rc = main(argv)
+        except SystemExit as e:  # argparse's own refusals (exit 2 too)
+            rc = e.code
+    err = capsys.readouterr().err
+    assert rc == 2 and "error" in err and "Traceback" not in err, (rc, err)
