@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import html
 import logging
+import numbers
 import re
 import threading
 import time
@@ -64,7 +65,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import ConfigError, ImageTooLargeError
-from .gate import GateDecision, ink_mask
+from .gate import GateDecision, check_scale, ink_mask
 from .io import DEFAULT_MAX_PIXELS, ImageLike, load_image, to_gray
 from .presets import Preset, get_preset
 
@@ -199,6 +200,7 @@ def decide_page(
 ) -> GateDecision:
     """The page gate's decision for measured text ``size`` (rule in the module docstring)."""
     if scale is not None:
+        scale = check_scale(scale)  # NaN, inf, "2": a ConfigError (a ValueError in round() before)
         if scale <= 1.0:
             return GateDecision(1.0, True, f"scale={scale} given: page left as it is")
         return GateDecision(float(scale), False, f"scale={scale} given by the caller")
@@ -472,6 +474,9 @@ def read_page(
     Returns text, words and hOCR whose boxes are in the *original* page's pixels.
     """
     t0 = time.perf_counter()
+    for what, v in (("psm", psm), ("dpi", dpi)):  # int("x") raised a ValueError after the enhancement
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise ConfigError(f"`{what}` has to be an integer but is {v!r}")
     name = str(page) if isinstance(page, (str, Path)) else type(page).__name__
     image = load_image(page, max_pixels=max_pixels)
     h, w = image.shape[:2]
