@@ -233,6 +233,21 @@ def test_variant_chips_hide_rows_and_pages_turn(page):
     assert len(first.find_elements("css selector", "tr")) == rows - 1
     page.find_element("css selector", '#pager-top button[data-p="1"]').click()
     assert page.execute_script("return window.preprocReport")["page"] == 1
+    # the arrow keys turn pages; a click on an image shows it large, Esc closes it
+    from selenium.webdriver.common.keys import Keys
+
+    body = page.find_element("css selector", "body")
+    body.send_keys(Keys.ARROW_RIGHT)
+    assert page.execute_script("return window.preprocReport")["page"] == 2
+    body.send_keys(Keys.ARROW_LEFT)
+    assert page.execute_script("return window.preprocReport")["page"] == 1
+    img = page.find_element("css selector", "#cards .card img")
+    page.execute_script("arguments[0].scrollIntoView({block: 'center'})", img)  # clear of the sticky filters
+    img.click()
+    zoom = page.find_element("id", "zoom")
+    assert zoom.is_displayed() and zoom.find_element("css selector", "img").get_attribute("src") == img.get_attribute("src")
+    body.send_keys(Keys.ESCAPE)
+    assert not zoom.is_displayed()
 
 
 def test_readings_show_their_differences_and_images_load(page, ocr_run):
