@@ -4,16 +4,15 @@ Real development lines (``../shared/datasets/text-lines-dev``, ``--limit`` of th
 evenly) are downscaled to a line height of ``--height`` px (area interpolation, as the
 comparisons simulate low resolution), saved as PNG files, and enhanced for OCR with
 ``text-sr`` by the same code path as the command (plan -> engine -> journal), into a fresh
-output folder each time. The engines run in turns (``--repeats`` rounds), on one Ray
-cluster started once (its start-up is reported on its own). Per job: wall seconds (model
-or actor start-up included), seconds to the first finished crops, and the steady rate
-after them (results arrive in chunks -- a window of 8 batches locally, a batch per actor
-with Ray -- so the rate counts the crops after the first chunk, over the time from the
-first chunk to the last); ratios against the local engine are taken within each round::
+output folder each time. Each engine runs a job of a third of the lines and one of all
+of them; the difference gives its rate once running (start-up -- model load, actor
+start -- cancels out) and its start-up seconds. Engines run in turns (``--repeats``
+rounds) on one Ray cluster started once (its start-up reported on its own); ratios
+against the local engine are taken within each round::
 
     flock /tmp/preproc-heavy.lock nice -n 5 .venv/bin/python benchmarks/ray_engine.py \\
         --json docs/results/ray_engine.json > /tmp/ray_engine.log 2>&1
-    python benchmarks/ray_engine.py --address auto --workers 1,2,4,8 --gpus-per-worker 1   # a real cluster
+    python benchmarks/ray_engine.py --address auto --workers 1x4,2x4,4x4,8x4 --gpus-per-worker 1   # a cluster
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ def write_lines(dataset: Path, limit: int, height: int, folder: Path) -> int:
 
 
 class Clock:
-    """A progress object for the engines: remembers when each crop finished."""
+    """A progress object for the engines: remembers when each crop was recorded (results come in chunks)."""
 
     def __init__(self) -> None:
         self.t0 = time.perf_counter()
@@ -62,7 +61,7 @@ class Clock:
         self.times.extend([time.perf_counter() - self.t0] * n)
 
 
-def run_job(engine: str, workers: int, src: Path, out: Path, opts: argparse.Namespace) -> dict:
+def run_job(engine: str, workers: int, src: Path, out: Path, opts: argparse.Namespace, cpus: float = 1.0) -> dict:
     """One ``preproc enhance`` job, timed; returns its figures."""
     from preproc.cli import build_parser
     from preproc.commands.common import parse_overrides
@@ -70,7 +69,7 @@ def run_job(engine: str, workers: int, src: Path, out: Path, opts: argparse.Name
 
     argv = ["enhance", str(src), "-o", str(out), "--task", "ocr", "--upscaler", opts.upscaler,
             "--batch-size", str(opts.batch_size), "--no-progress", "--engine", engine, "--workers", str(workers),
-            "--cpus-per-worker", str(opts.cpus_per_worker), "--gpus-per-worker", str(opts.gpus_per_worker)]
+            "--cpus-per-worker", str(cpus), "--gpus-per-worker", str(opts.gpus_per_worker)]
     if opts.device:
         argv += ["--device", opts.device]
     if opts.address:
@@ -93,22 +92,20 @@ def run_job(engine: str, workers: int, src: Path, out: Path, opts: argparse.Name
     recs = job.journal.records(current_only=True)
     failed = sum(not r.get("ok") for r in recs)
     t = clock.times
-    later = sum(1 for x in t if x > t[0])  # results arrive in chunks: leave the first chunk out
-    steady = later / (t[-1] - t[0]) if later else float("nan")
-    return {"engine": engine, "workers": workers if engine == "ray" else None, "crops": len(t), "failed": failed,
-            "wall_s": wall, "first_s": t[0] if t else float("nan"), "crops_per_s": len(t) / wall,
-            "steady_crops_per_s": steady}
+    return {"engine": engine, "workers": workers if engine == "ray" else None,
+            "cpus_per_worker": cpus if engine == "ray" else None, "crops": len(t), "failed": failed,
+            "wall_s": wall, "first_s": t[0] if t else float("nan"), "crops_per_s": len(t) / wall}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
-    ap.add_argument("--limit", type=int, default=300)
+    ap.add_argument("--limit", type=int, default=450, help="lines of the large job (the small one: a third)")
     ap.add_argument("--height", type=int, default=10)
     ap.add_argument("--upscaler", default="text-sr")
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--workers", default="1,2", help="Ray pool sizes to time (comma-separated)")
-    ap.add_argument("--cpus-per-worker", type=float, default=1.0)
+    ap.add_argument("--workers", default="1x1,2x1,1x2",
+                    help="Ray pools to time: WORKERSxCPUS_PER_WORKER, comma-separated (default 1x1,2x1,1x2)")
     ap.add_argument("--gpus-per-worker", type=float, default=0.0)
     ap.add_argument("--device", default=None)
     ap.add_argument("--address", default=None, help="an existing Ray cluster (default: a local one)")
@@ -120,44 +117,61 @@ def main() -> int:
         return 1
     import ray
 
-    pools = [int(x) for x in opts.workers.split(",") if x.strip()]
+    pools = [(int(w), float(c or 1)) for w, _, c in (x.strip().partition("x") for x in opts.workers.split(",") if x.strip())]
     with tempfile.TemporaryDirectory(prefix="ray_engine_bench_") as tmp:
-        src = Path(tmp) / "in"
-        n = write_lines(opts.dataset, opts.limit, opts.height, src)
+        big = Path(tmp) / "in_big"
+        n_big = write_lines(opts.dataset, opts.limit, opts.height, big)
+        small = Path(tmp) / "in_small"
+        small.mkdir()
+        for f in sorted(big.iterdir())[: n_big // 3]:
+            (small / f.name).write_bytes(f.read_bytes())
+        n_small = n_big // 3
         t0 = time.perf_counter()
         init_kwargs = {"address": opts.address} if opts.address else {"include_dashboard": False}
         ray.init(logging_level="WARNING", log_to_driver=False, **init_kwargs)
         ray.data.DataContext.get_current().enable_progress_bars = False
         init_s = time.perf_counter() - t0
-        print(f"{n} lines at {opts.height} px; ray.init {init_s:.1f} s; cluster CPUs {ray.cluster_resources().get('CPU')}",
-              flush=True)
+        print(f"{n_small} / {n_big} lines at {opts.height} px; ray.init {init_s:.1f} s; "
+              f"cluster CPUs {ray.cluster_resources().get('CPU')}", flush=True)
+        for engine in ("local", "ray"):  # warm-up, not timed: imports, first model load, Ray's worker pool
+            run_job(engine, 1, small, Path(tmp) / f"warm_{engine}", opts)
+        configs = [("local", "local", 1, 1.0)] + [(f"ray {w} worker(s) x {c:g} CPU", "ray", w, c) for w, c in pools]
         rounds = []
         for r in range(opts.repeats):
-            row = {"local": run_job("local", 1, src, Path(tmp) / f"out_local_{r}", opts)}
-            print(json.dumps(row["local"]), flush=True)
-            for w in pools:
-                row[f"ray{w}"] = run_job("ray", w, src, Path(tmp) / f"out_ray{w}_{r}", opts)
-                print(json.dumps(row[f"ray{w}"]), flush=True)
+            row = {}
+            for name, engine, w, c in configs:
+                jobs = {}
+                for size, src in (("small", small), ("big", big)):
+                    jobs[size] = run_job(engine, w, src, Path(tmp) / f"out_{r}_{size}_{engine}{w}x{c:g}", opts, cpus=c)
+                dn = jobs["big"]["crops"] - jobs["small"]["crops"]
+                dt = jobs["big"]["wall_s"] - jobs["small"]["wall_s"]
+                marginal = dn / dt if dt > 0 else float("nan")
+                row[name] = {**jobs, "marginal_crops_per_s": marginal,
+                             "overhead_s": jobs["small"]["wall_s"] - jobs["small"]["crops"] / marginal}
+                print(name, json.dumps(row[name]), flush=True)
             rounds.append(row)
         ray.shutdown()
     summary = {}
-    for name in rounds[0]:
-        jobs = [row[name] for row in rounds]
-        s = {k: statistics.median(j[k] for j in jobs) for k in ("wall_s", "first_s", "crops_per_s", "steady_crops_per_s")}
-        s["wall_ratio_vs_local"] = [row[name]["wall_s"] / row["local"]["wall_s"] for row in rounds]
-        s["steady_ratio_vs_local"] = [row[name]["steady_crops_per_s"] / row["local"]["steady_crops_per_s"]
-                                      for row in rounds]
+    for name, *_ in configs:
+        s = {"big_wall_s": statistics.median(row[name]["big"]["wall_s"] for row in rounds),
+             "big_crops_per_s": statistics.median(row[name]["big"]["crops_per_s"] for row in rounds),
+             "marginal_crops_per_s": statistics.median(row[name]["marginal_crops_per_s"] for row in rounds),
+             "overhead_s": statistics.median(row[name]["overhead_s"] for row in rounds),
+             "marginal_ratio_vs_local": [row[name]["marginal_crops_per_s"] / row["local"]["marginal_crops_per_s"]
+                                         for row in rounds],
+             "big_wall_ratio_vs_local": [row[name]["big"]["wall_s"] / row["local"]["big"]["wall_s"] for row in rounds]}
         summary[name] = s
-    print("\n| engine | wall s | first crop s | crops/s (job) | crops/s (steady) | steady vs local (per round) |")
+    print(f"\n| engine | {n_big}-line job, s | crops/s (job) | start-up s | crops/s once running | "
+          "running rate vs local (per round) |")
     print("|---|---|---|---|---|---|")
     for name, s in summary.items():
-        ratios = ", ".join(f"{x:.2f}" for x in s["steady_ratio_vs_local"])
-        print(f"| {name} | {s['wall_s']:.1f} | {s['first_s']:.1f} | {s['crops_per_s']:.1f} | "
-              f"{s['steady_crops_per_s']:.1f} | {ratios} |")
+        ratios = ", ".join(f"{x:.2f}" for x in s["marginal_ratio_vs_local"])
+        print(f"| {name} | {s['big_wall_s']:.1f} | {s['big_crops_per_s']:.1f} | {s['overhead_s']:.1f} | "
+              f"{s['marginal_crops_per_s']:.1f} | {ratios} |")
     if opts.json:
         opts.json.parent.mkdir(parents=True, exist_ok=True)
         opts.json.write_text(json.dumps({
-            "lines": n, "height": opts.height, "upscaler": opts.upscaler, "batch_size": opts.batch_size,
+            "lines": [n_small, n_big], "height": opts.height, "upscaler": opts.upscaler, "batch_size": opts.batch_size,
             "ray_init_s": init_s, "rounds": rounds, "summary": summary,
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "ray": ray.__version__},
         }, indent=1))
