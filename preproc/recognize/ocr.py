@@ -269,7 +269,8 @@ class TesseractOCR:
         LSTM alternatives; tesserocr engine only, it costs well under a millisecond a
         line); text and word confidences are the same either way.
         """
-        pil = image if isinstance(image, Image.Image) and image.mode in ("L", "RGB") else to_pil(load_image(image))
+        passthrough = isinstance(image, Image.Image) and image.mode in ("L", "RGB") and min(image.size) > 0
+        pil = image if passthrough else to_pil(load_image(image))  # a 0-sized image: load_image says so
         with self._lock:
             if self._api is not None:
                 return self._read_tesserocr(pil, symbols)

@@ -42,3 +42,24 @@ def test_read_page_any_input(page, scale, psm, dpi):
                              max_output_pixels=200_000)
     if c.result is not None:
         assert isinstance(c.result.text, str)
+
+
+@fuzz_settings(30, long=200)
+@given(img=st.one_of(pil_images(max_side=12), image_arrays(max_side=16), text_like(max_h=20, max_w=60)))
+@example(img=__import__("PIL.Image", fromlist=["Image"]).new("L", (0, 0)))  # ValueError from PIL before the fix
+def test_tesseract_reader_any_image(img):
+    """The OCR adapter compare and the hooks use: an OcrResult or a PreprocError for any image."""
+    if not _tesseract():
+        pytest.skip("Tesseract is not installed")
+    from preproc.recognize.ocr import TesseractOCR
+
+    global _OCR
+    if _OCR is None:
+        _OCR = TesseractOCR()
+    with case("recognize/tesseract", seconds=60) as c:
+        c.result = _OCR.read(img)
+    if c.result is not None:
+        assert isinstance(c.result.text, str)
+
+
+_OCR = None
