@@ -135,15 +135,15 @@ def run_enhance(backend: str, crop, scale, overrides, kind: str, task: str = "oc
 
 @pytest.mark.parametrize("backend", CHEAP)
 @fuzz_settings(25)
-@given(crop=CROPS, scale=SCALES, overrides=OVERRIDES)
-@example(crop=np.zeros((4, 4), np.uint8), scale=float("inf"), overrides={})  # OverflowError before the fix
-@example(crop=np.zeros((4, 4), np.uint8), scale="2", overrides={})  # TypeError before the fix
-@example(crop=np.zeros((4, 4), np.uint8), scale=3000.0, overrides={})  # a 144 M-pixel output before the fix
-@example(crop=np.full((1, 1), 255, np.uint8), scale=None, overrides={})
-@example(crop=np.zeros((1, 60), np.uint8), scale=4, overrides={"tile": 8, "overlap": 2})
-def test_enhance_any_input(backend, crop, scale, overrides):
+@given(crop=CROPS, scale=SCALES, overrides=OVERRIDES, task=st.sampled_from(["ocr", "ocr", "face", "generic"]))
+@example(crop=np.zeros((4, 4), np.uint8), scale=float("inf"), overrides={}, task="ocr")  # OverflowError before the fix
+@example(crop=np.zeros((4, 4), np.uint8), scale="2", overrides={}, task="ocr")  # TypeError before the fix
+@example(crop=np.zeros((4, 4), np.uint8), scale=3000.0, overrides={}, task="ocr")  # a 144 M-pixel output before
+@example(crop=np.full((1, 1), 255, np.uint8), scale=None, overrides={}, task="face")
+@example(crop=np.zeros((1, 60), np.uint8), scale=4, overrides={"tile": 8, "overlap": 2}, task="generic")
+def test_enhance_any_input(backend, crop, scale, overrides, task):
     _needs(backend)
-    run_enhance(backend, crop, scale, overrides, f"enhance/{backend}")
+    run_enhance(backend, crop, scale, overrides, f"enhance/{backend}", task=task)
 
 
 @pytest.mark.parametrize("backend", CHEAP)
