@@ -74,3 +74,19 @@ def test_concurrent_records_are_whole_lines(tmp_path):
     keys = [json.loads(line)["key"] for line in path.read_text().splitlines()]
     assert sorted(keys) == sorted(f"{t}-{i}" for t in range(4) for i in range(200))
     assert len(Journal(path, "fp")) == 800
+
+
+def test_keep_holds_only_the_named_fields_and_records_reads_the_file(tmp_path):
+    path = tmp_path / "j.jsonl"
+    with Journal(path, "fp1") as j:
+        j.record("a", {"ok": True, "big": "x" * 1000, "n": 1})
+        j.record("b", {"ok": False, "error": "bad"})
+    j = Journal(path, "fp2", keep=("ok",))
+    j.record("a", {"ok": True, "big": "y", "n": 2})
+    assert j.is_done("a") and not j.is_done("b")
+    assert j.get("a") == {"key": "a", "fingerprint": "fp2", "ok": True}  # only what was asked for, in memory
+    recs = j.records()  # whole records, from the file, the latest per key
+    assert [(r["key"], r["fingerprint"], r.get("n")) for r in recs] == [("b", "fp1", None), ("a", "fp2", 2)]
+    assert recs[1]["big"] == "y"
+    assert [r["key"] for r in j.records(current_only=True)] == ["a"]
+    j.close()

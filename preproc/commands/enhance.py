@@ -222,7 +222,7 @@ def plan(args: argparse.Namespace, overrides: dict[str, Any]) -> Job:
     out_abs = out_dir.resolve()
     items = [(src, rel) for src, rel in collect_inputs(args.inputs) if out_abs not in src.resolve().parents]
     settings = settings_of(args, overrides)
-    journal = Journal(out_dir / JOURNAL_NAME, settings_fingerprint(settings))
+    journal = Journal(out_dir / JOURNAL_NAME, settings_fingerprint(settings), keep=("ok", "input_stat"))
     remove_stale_temps(out_dir)
     if args.force:
         todo = list(items)
