@@ -40,13 +40,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args(argv)
     recs = {r.id: r for r in read_manifest(args.dataset)}
-    per: dict[tuple, dict[str, dict[str, float]]] = defaultdict(dict)  # (size, jpeg) -> cand -> {page: cer}
-    edits: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    latest: dict[tuple, dict] = {}  # the cache is append-only: the last entry of a key is the one that counts
     for line in Path(args.run, "cache.jsonl").read_text().splitlines():
         e = json.loads(line)
-        if e.get("error") or e.get("rec") is None:
+        latest[tuple(e["key"])] = e
+    per: dict[tuple, dict[str, dict[str, float]]] = defaultdict(dict)  # (size, jpeg) -> cand -> {page: cer}
+    edits: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for (pid, size, q, cand), e in latest.items():
+        if e.get("error") or e.get("rec") is None or pid not in recs:
             continue
-        pid, size, q, cand = e["key"]
         r = recs[pid]
         s = page_edits(PageTask.reference(r), e["rec"].get("text", ""), bool(r.get("case_sensitive", True)))
         per[(size, q)].setdefault(cand, {})[pid] = s["char_edits"] / max(s["chars"], 1)
