@@ -41,9 +41,9 @@ the smallest body text is brought to Tesseract's sweet spot (the preset's
 ``target_x_height``, 24 px) unless that would blow the main body text up beyond
 ``max_body_ratio`` (2) times the target. The page passes through untouched when that
 scale is below ``min_scale`` (1.15), when the smallest body text already has an x-height of
-``skip_x_height`` (12 px) or more (Tesseract reads such pages as they are: on the bundled
-page sample at x-height ~13 px, CER 0.004 as it is and 0.019 after text-sr to 24 px, for
-a minute of CPU per page; docs/ocr.md), and when the page has no text-like components
+``skip_x_height`` (12 px) or more (Tesseract reads such pages as they are: on the 2 bundled
+sample pages at x-height ~13 px, page CER 0.004 as they are and 0.019 after text-sr to
+24 px, which took ~50 s per page; docs/ocr.md), and when the page has no text-like components
 (nothing to measure). The gate says which in ``meta``.
 """
 
