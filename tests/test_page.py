@@ -88,6 +88,20 @@ def test_measure_text_size_tracks_the_font_and_ignores_a_picture():
     assert s.small_x_height <= s.x_height
 
 
+def test_mixed_sizes_measure_the_small_print_within_the_bound():
+    body, _ = render_page(16, lines=LINES[:3], width=420)
+    small, _ = render_page(9, lines=LINES[2:], width=420, top=4)
+    page = Image.new("L", (420, body.height + small.height), 255)
+    page.paste(body, (0, 0))
+    page.paste(small, (0, body.height))
+    m = measure_text_size(np.asarray(page.convert("RGB"), dtype=np.float32) / 255)
+    only_small = measure_text_size(np.asarray(small.convert("RGB"), dtype=np.float32) / 255)
+    assert m.small_x_height < 0.75 * m.x_height
+    assert m.small_x_height == pytest.approx(only_small.x_height, abs=1)
+    d = decide_page(m, get_preset("ocr"))
+    assert d.scale == pytest.approx(min(24 / m.small_x_height, 48 / m.x_height, 4.0))
+
+
 def test_page_with_only_a_picture_has_no_text_size_and_is_left_alone():
     rng = random.Random(3)
     sys.path.insert(0, str(ROOT / "datasets"))
