@@ -154,19 +154,31 @@ class Journal:
     # --- writing -------------------------------------------------------------------
     def record(self, key: str, rec: dict[str, Any]) -> None:
         """Append ``{"key": key, "fingerprint": ..., **rec}`` as one line; flushed and fsync-ed on return."""
-        if not isinstance(key, str):
-            raise TypeError(f"journal keys are strings; got {type(key).__name__} {key!r}")
-        obj = {"key": key, "fingerprint": self.fingerprint, **rec}
-        line = (json.dumps(obj, default=str) + "\n").encode()
+        self.record_many([(key, rec)])
+
+    def record_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Append one line per ``(key, rec)``, then flush and fsync once (for results that arrive in batches).
+
+        ``fsync`` costs ~0.4 ms on a local disk and can cost 10 ms on network storage;
+        once per batch keeps it off the critical path of a fast cluster.
+        """
+        lines = []
+        for key, rec in items:
+            if not isinstance(key, str):
+                raise TypeError(f"journal keys are strings; got {type(key).__name__} {key!r}")
+            lines.append((json.dumps({"key": key, "fingerprint": self.fingerprint, **rec}, default=str) + "\n").encode())
+        if not lines:
+            return
         with self._lock:
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = open(self.path, "ab")  # noqa: SIM115 - kept open until close()
-            self._file.write(line)
+            self._file.write(b"".join(lines))
             self._file.flush()
             if self.fsync:
                 os.fsync(self._file.fileno())
-            self._remember(json.loads(line))
+            for line in lines:
+                self._remember(json.loads(line))
 
     def close(self) -> None:
         """Close the file (records stay readable; a later :meth:`record` reopens it)."""

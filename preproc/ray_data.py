@@ -326,12 +326,14 @@ def run_enhance_job(job: Any, args: argparse.Namespace, overrides: dict[str, Any
             out_dir=str(job.out_dir.resolve()), **overrides,
         )
         for batch in _unwrap_errors(out.iter_batches(batch_size=None, batch_format="numpy")):
+            recs = []
             for key, meta, error in zip(batch["output"], batch["meta"], batch["error"], strict=True):
                 src, rel = srcs[str(key)]
                 if error:
                     logger.error("%s: %s", src, error)
-                    job.journal.record(rel.as_posix(), error_record(src, str(error)))
+                    recs.append((rel.as_posix(), error_record(src, str(error))))
                 else:
-                    job.journal.record(rel.as_posix(), ok_record(src, job.out_dir / rel, json.loads(meta)))
-                crash_point("record")
-                progress.update(1)
+                    recs.append((rel.as_posix(), ok_record(src, job.out_dir / rel, json.loads(meta))))
+            job.journal.record_many(recs)  # one fsync per batch
+            crash_point("record")
+            progress.update(len(recs))

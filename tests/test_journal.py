@@ -90,3 +90,12 @@ def test_keep_holds_only_the_named_fields_and_records_reads_the_file(tmp_path):
     assert recs[1]["big"] == "y"
     assert [r["key"] for r in j.records(current_only=True)] == ["a"]
     j.close()
+
+
+def test_record_many_appends_every_line(tmp_path):
+    path = tmp_path / "j.jsonl"
+    with Journal(path, "fp") as j:
+        j.record_many([("a", {"ok": True}), ("b", {"ok": False})])
+        j.record_many([])
+    assert [json.loads(x)["key"] for x in path.read_text().splitlines()] == ["a", "b"]
+    assert Journal(path, "fp").is_done("b")
