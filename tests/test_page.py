@@ -226,7 +226,8 @@ def _pdf_objects(data: bytes) -> dict[int, bytes]:
 
 def test_searchable_pdf_holds_the_original_image_and_the_words(tmp_path):
     page = Image.new("L", (200, 100), 255)
-    words = [PageWord("Hello", 90, (10, 20, 60, 40), 0), PageWord("(b)\\", 80, (70, 20, 100, 40), 0)]
+    words = [PageWord("Hello", 90, (10, 20, 60, 40), 0), PageWord("(b)\\", 80, (70, 20, 100, 40), 0),
+             PageWord("naïve→", 70, (110, 20, 190, 40), 0)]
     p = write_searchable_pdf(tmp_path / "p.pdf", page, words, dpi=144)
     data = p.read_bytes()
     assert data.startswith(b"%PDF-1.4")
@@ -238,6 +239,7 @@ def test_searchable_pdf_holds_the_original_image_and_the_words(tmp_path):
     content = objs[4]
     ops = zlib.decompress(content[content.index(b"stream\n") + 7:content.rindex(b"\nendstream")])
     assert b"3 Tr" in ops and b"(Hello) Tj" in ops and b"(\\(b\\)\\\\) Tj" in ops
+    assert b"(na\xefve?) Tj" in ops  # cp1252 (WinAnsi); what it cannot hold becomes "?"
     # "Hello": box 50x20 px = 25x10 pt at 144 dpi; size 10 pt; width 5 * 0.5 em * 10 = 25 pt -> Tz 100
     assert b"/F1 10.000 Tf 100.00 Tz 1 0 0 1 5.000 " in ops
 
