@@ -132,3 +132,30 @@ def test_split_holds_out_every_evaluation_identity(shared_datasets):
         for p in plist[0::3]:
             assert recs[p["a"]]["identity"] not in train_ids and recs[p["b"]]["identity"] not in train_ids
     assert len(sp.train) > 1000
+
+
+def test_shipped_weights_state_their_training_data():
+    from preproc.upscalers.face_sr import FaceSRUpscaler, shipped_weights, training_identities
+
+    if not shipped_weights().is_file():
+        pytest.skip("face-sr weights not shipped in this checkout")
+    meta = read_metadata(shipped_weights())
+    assert meta["format"] == "preproc-face-sr"
+    assert "held out" in meta["split"] and "train-face-sr" in meta["command"]
+    ids = training_identities()
+    assert len(ids) > 500 and not any(i.startswith(("orl-", "deepface-")) for i in ids)
+    up = FaceSRUpscaler(device="cpu")
+    assert up.scale == 4
+    for shape in ((1, 3, 1, 1), (1, 3, 5, 40)):  # a 1-pixel crop and a thin strip upscale too
+        assert up.upscale(torch.rand(*shape)).shape[-2:] == (4 * shape[2], 4 * shape[3])
+
+
+@pytest.mark.shared
+def test_shipped_weights_never_saw_an_evaluation_identity(shared_datasets):
+    from preproc.upscalers.face_sr import shipped_weights, training_identities
+
+    if not shipped_weights().is_file():
+        pytest.skip("face-sr weights not shipped in this checkout")
+    root = shared_datasets / "faces-dev"
+    sp = identity_split(root)
+    assert not set(training_identities()) & sp.held_out_identities
