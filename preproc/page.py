@@ -350,7 +350,7 @@ def hocr_words(fragment: str) -> tuple[list[PageWord], str]:
 
 
 class PageReader:
-    """Tesseract in page mode (``--psm 3`` by default) returning hOCR: ``PageReader()(pil) -> hocr fragment``.
+    """Tesseract in page mode (``--psm 3`` by default) returning hOCR: ``PageReader().hocr(pil) -> hocr fragment``.
 
     tesserocr in-process when installed, else the ``tesseract`` program through
     pytesseract. Calls are serialised (safe to share between threads).

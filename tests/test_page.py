@@ -299,3 +299,14 @@ def test_cli_reports_bad_options_and_failed_pages(tmp_path, capsys):
     assert main(["ocr", str(src), "-o", str(out), "--upscaler", "bicubic", "--no-progress", "--no-pdf"]) == 1
     recs = {json.loads(x)["key"]: json.loads(x) for x in (out / "meta.jsonl").read_text().splitlines()}
     assert recs["p"]["ok"] and not recs["bad"]["ok"] and "Error" in recs["bad"]["error"]
+
+
+def test_both_tesseract_engines_give_the_same_words():
+    from preproc.page import PageReader
+
+    page, _ = render_page(22, width=520)
+    a, b = PageReader(engine="tesserocr"), PageReader(engine="pytesseract")
+    wa, ta = hocr_words(a.hocr(page))
+    wb, tb = hocr_words(b.hocr(page))
+    assert ta == tb and [w.box for w in wa] == [w.box for w in wb] and "quick" in ta
+    a.close()
