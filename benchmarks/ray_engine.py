@@ -1,11 +1,11 @@
 """``preproc enhance`` local engine against ``--engine ray`` with 1 and 2 workers, on one machine.
 
 Real development lines (``../shared/datasets/text-lines-dev``, ``--limit`` of them spread
-evenly) are downscaled to a line height of ``--height`` px (area interpolation, as the
+evenly, each ``--copies`` times) are downscaled to a line height of ``--height`` px (area interpolation, as the
 comparisons simulate low resolution), saved as PNG files, and enhanced for OCR with
 ``text-sr`` by the same code path as the command (plan -> engine -> journal), into a fresh
-output folder each time. Each engine runs a job of a third of the lines and one of all
-of them; the difference gives its rate once running (start-up -- model load, actor
+output folder each time. Each engine runs a job of a third of the crops and one of all
+of them (600 lines x 3 = 1,800 crops by default: a Ray pool's start-up takes seconds); the difference gives its rate once running (start-up -- model load, actor
 start -- cancels out) and its start-up seconds. Engines run in turns (``--repeats``
 rounds) on one Ray cluster started once (its start-up reported on its own); ratios
 against the local engine are taken within each round::
@@ -33,8 +33,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "text-lines-dev"
 
 
-def write_lines(dataset: Path, limit: int, height: int, folder: Path) -> int:
-    """Save ``limit`` lines, spread evenly over the manifest and downscaled to ``height`` px, as PNGs."""
+def write_lines(dataset: Path, limit: int, height: int, folder: Path, copies: int = 1) -> int:
+    """Save ``limit`` lines, spread evenly over the manifest and downscaled to ``height`` px, as PNGs
+    (each ``copies`` times, under other names: a job long enough to time a pool once running)."""
     from preproc.compare.task import area_resize
     from preproc.io import open_image_file
 
@@ -45,8 +46,10 @@ def write_lines(dataset: Path, limit: int, height: int, folder: Path) -> int:
     for r in recs[::step][:limit]:
         im = open_image_file(dataset / r["image"])
         w = max(1, round(im.width * height / im.height))
-        area_resize(im, w, height).save(folder / f"{r['id']}.png")
-        n += 1
+        small = area_resize(im, w, height)
+        for c in range(copies):
+            small.save(folder / f"{r['id']}_{c}.png")
+            n += 1
     return n
 
 
@@ -100,7 +103,9 @@ def run_job(engine: str, workers: int, src: Path, out: Path, opts: argparse.Name
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
-    ap.add_argument("--limit", type=int, default=450, help="lines of the large job (the small one: a third)")
+    ap.add_argument("--limit", type=int, default=600, help="distinct lines (spread over the dataset)")
+    ap.add_argument("--copies", type=int, default=3,
+                    help="each line this many times in the large job (default 3); the small job: a third of it")
     ap.add_argument("--height", type=int, default=10)
     ap.add_argument("--upscaler", default="text-sr")
     ap.add_argument("--batch-size", type=int, default=16)
@@ -120,12 +125,12 @@ def main() -> int:
     pools = [(int(w), float(c or 1)) for w, _, c in (x.strip().partition("x") for x in opts.workers.split(",") if x.strip())]
     with tempfile.TemporaryDirectory(prefix="ray_engine_bench_") as tmp:
         big = Path(tmp) / "in_big"
-        n_big = write_lines(opts.dataset, opts.limit, opts.height, big)
+        n_big = write_lines(opts.dataset, opts.limit, opts.height, big, opts.copies)
         small = Path(tmp) / "in_small"
         small.mkdir()
-        for f in sorted(big.iterdir())[: n_big // 3]:
+        for f in sorted(big.iterdir())[::3]:
             (small / f.name).write_bytes(f.read_bytes())
-        n_small = n_big // 3
+        n_small = sum(1 for _ in small.iterdir())
         t0 = time.perf_counter()
         init_kwargs = {"address": opts.address} if opts.address else {"include_dashboard": False}
         ray.init(logging_level="WARNING", log_to_driver=False, **init_kwargs)

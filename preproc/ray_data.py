@@ -254,8 +254,8 @@ def enhance_dataset(
         num_cpus=cpus_per_worker,
         num_gpus=gpus_per_worker,
         runtime_env={"env_vars": env},
-        max_restarts=-1,  # an actor that dies (node lost, OOM-killed) is restarted...
-        max_task_retries=-1,  # ...and its batch retried
+        # Ray Data's actor pools restart a dead actor (max_restarts=-1) and retry its batch
+        # (max_task_retries=-1) by default; passing them here is deprecated in 2.60.
     )
 
 
