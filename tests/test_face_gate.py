@@ -54,3 +54,15 @@ def test_large_face_is_left_alone(shared_datasets):
 def test_face_fraction_is_validated():
     with pytest.raises(ConfigError, match="face_fraction"):
         get_preset("face", face_fraction=0.0)
+
+
+def test_aligned_crop_is_trusted(face_crop, monkeypatch):
+    # an aligned crop: measured from the crop itself, no detector involved
+    monkeypatch.setattr(gate, "_face_detector", lambda: pytest.fail("the detector must not run on an aligned crop"))
+    d = gate.decide(face_crop, get_preset("face", aligned=True))
+    assert d.measured["source"].startswith("aligned crop") and d.measured["face_side"] == pytest.approx(31.0)
+    assert d.scale == pytest.approx(160 / 31.0)
+    monkeypatch.undo()
+    # the same crop as a photo: MTCNN measures the face (the most confident box)
+    m = gate.measure_face(face_crop, get_preset("face"))
+    assert m["source"] == "mtcnn" and 20 < m["face_side"] < 45

@@ -153,7 +153,7 @@ def test_face_guard_as_enhance_hook(faces):
 
 
 def test_unknown_embedder():
-    with pytest.raises(ConfigError, match="dlib, facenet"):
+    with pytest.raises(ConfigError, match="dlib, dlib-torch, facenet"):
         create_embedder("arcface")
 
 
