@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +38,18 @@ logger = logging.getLogger(__name__)
 FATAL = (RecognizerUnavailableError, KeyboardInterrupt)
 
 
+def _whole(v: Any) -> bool:
+    """An integer value (``10`` or ``10.0``; not ``True``, ``10.5``, ``nan`` or ``"10"``)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and float(v) == int(v)
+
+
 def _parse_sizes(sizes: Sequence[int] | None, task: CompareTask) -> list[int]:
-    out = [int(s) for s in (sizes if sizes is not None else task.default_sizes)]
+    items = sizes if sizes is not None else task.default_sizes
+    if isinstance(items, Iterable) and not isinstance(items, (str, bytes)):
+        items = list(items)  # a generator is read once
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable) or not all(_whole(s) for s in items):
+        raise ConfigError(f"sizes have to be a list of positive integers; got {items!r}")
+    out = [int(s) for s in items]
     if not out or any(s < 1 for s in out):
         raise ConfigError(f"sizes have to be positive integers; got {list(sizes or [])}")
     return sorted(set(out))
@@ -47,6 +59,8 @@ def _parse_jpeg(jpeg: int | None | Sequence[int | None]) -> list[int | None]:
     items = list(jpeg) if isinstance(jpeg, (list, tuple)) else [jpeg]
     out: list[int | None] = []
     for q in items:
+        if q is not None and not _whole(q):
+            raise ConfigError(f"JPEG quality has to be an integer in [1, 100] (0 or None: lossless) but is {q!r}")
         q = None if q in (None, 0) else int(q)
         if q is not None and not 1 <= q <= 100:
             raise ConfigError(f"JPEG quality has to be in [1, 100] (0 or None: lossless) but is {q}")
@@ -94,6 +108,9 @@ def compare(
     dropped and listed in ``report.unavailable``.
     """
     t_start = time.perf_counter()
+    if isinstance(variants, Iterable) and not isinstance(variants, (str, bytes)):
+        variants = list(variants)  # a generator is read once
+    _check_arguments(dataset, variants, limit, out, overrides, task_options, sheet_samples)
     root = dataset_dir(dataset)
     tk = create_task(task, **(task_options or {}))
     size_list = _parse_sizes(sizes, tk)
@@ -164,6 +181,25 @@ def compare(
         report.write(out_dir, tk, parsed, [r for r in records if r.id in sheet_ids], cache,
                      records=records, image_ids=image_ids)
     return report
+
+
+def _check_arguments(dataset, variants, limit, out, overrides, task_options, sheet_samples) -> None:
+    """Argument types, checked before anything runs (each a ConfigError naming the value)."""
+    if not isinstance(dataset, (str, os.PathLike)):
+        raise ConfigError(f"dataset has to be a folder path but is {dataset!r}")
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise ConfigError(f"out has to be a folder path or None but is {out!r}")
+    if isinstance(variants, (str, bytes)) or not isinstance(variants, Iterable) or not all(
+        isinstance(v, str) for v in variants
+    ):
+        raise ConfigError(f"variants has to be a list of names such as ['none', 'bicubic'] but is {variants!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral)):
+        raise ConfigError(f"limit has to be an integer >= 1 or None but is {limit!r}")
+    for name, v in (("overrides", overrides), ("task_options", task_options)):
+        if v is not None and not isinstance(v, Mapping):
+            raise ConfigError(f"{name} has to be a dict or None but is {v!r}")
+    if isinstance(sheet_samples, bool) or not isinstance(sheet_samples, numbers.Integral):
+        raise ConfigError(f"sheet_samples has to be an integer but is {sheet_samples!r}")
 
 
 def _needs_run(cache: ResultCache, key: tuple, sheet_dir: Path | None, files_dir: Path | None = None) -> bool:

@@ -209,3 +209,43 @@ def test_compare_cli_bad_arguments_exit_2_without_a_traceback(extra, tmp_path, c
             rc = e.code
     err = capsys.readouterr().err
     assert rc == 2 and "error" in err and "Traceback" not in err, (rc, err)
+
+
+PY_ARGS = st.fixed_dictionaries({}, optional={
+    "dataset": st.sampled_from([None, 5, "DATASET_AS_PATH"]),
+    "limit": st.sampled_from([None, 1, "3", 1.5, 0, True]),
+    "sizes": st.sampled_from([None, [10], "10", [10.5], [float("nan")], [None], (s for s in [10]), [0]]),
+    "jpeg": st.sampled_from([None, 0, 75, [None, 75], "x", float("nan"), 101]),
+    "variants": st.sampled_from([["none"], "none", None, [1], (v for v in ["none"]), []]),
+    "task_options": st.sampled_from([None, {}, 5, {"bogus": 1}]),
+    "overrides": st.sampled_from([None, {}, 5]),
+    "sheet_samples": st.sampled_from([0, 1, "x", -1]),
+    "out": st.sampled_from([None, 5]),
+})
+
+
+@pytest.mark.slow
+@fuzz_settings(25, long=100)
+@given(args=PY_ARGS)
+@example(args={"dataset": None})  # TypeError before the fix
+@example(args={"limit": "3"})  # TypeError
+@example(args={"sizes": [float("nan")]})  # ValueError
+@example(args={"jpeg": "x"})  # ValueError
+@example(args={"variants": None})  # TypeError
+@example(args={"variants": [1]})  # AttributeError
+@example(args={"task_options": 5})  # TypeError
+@example(args={"sheet_samples": "x"})  # TypeError
+@example(args={"out": 5})  # TypeError
+def test_compare_python_arguments(args, tmp_path_factory):
+    """``preproc.compare(...)`` with every argument fuzzed: a report or a typed error (a ConfigError for bad types)."""
+    if not _ocr_available():
+        pytest.skip("Tesseract is not installed")
+    folder = make_dataset(tmp_path_factory.mktemp("args") / "set", b'{"id": "a", "image": "good.png", "text": "x"}\n')
+    kw = {"dataset": folder, "task": "ocr", "variants": ["none"], "sizes": [10], "out": folder.parent / "out",
+          "progress": False, **args}
+    if kw["dataset"] == "DATASET_AS_PATH":
+        kw["dataset"] = str(folder)
+    with case("compare/python-arguments", seconds=300) as c:
+        c.result = compare(**kw)
+    if c.result is not None:
+        assert c.result.rows
