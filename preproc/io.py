@@ -19,6 +19,7 @@ or as ``[0, 255]`` (what PIL's own ``convert("F")`` gives) when its values lie i
 
 from __future__ import annotations
 
+import numbers
 import os
 import warnings
 from pathlib import Path
@@ -68,6 +69,10 @@ def load_image(x: ImageLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> 
     Raises a :class:`~preproc.errors.InputError` subclass naming what was given and
     what is accepted when ``x`` cannot be used.
     """
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral)):
+        from .errors import ConfigError
+
+        raise ConfigError(f"max_pixels has to be an integer or None but is {max_pixels!r}")
     if isinstance(x, (str, os.PathLike)):
         pil = open_image_file(x, max_pixels=max_pixels)
         return _from_pil(pil, max_pixels=max_pixels)

@@ -20,7 +20,7 @@ from strategies import PIL_MODES, arrays, image_arrays, pil_images, tensors
 from preproc.errors import DtypeError, ShapeError, UnsupportedInputError
 from preproc.io import load_image
 
-SMALL_LIMITS = st.one_of(st.none(), st.integers(1, 200))
+SMALL_LIMITS = st.one_of(st.none(), st.integers(1, 200), st.integers(1, 200), st.sampled_from([0, -1, "100", 1.5, True]))
 
 
 def check_loaded(a: np.ndarray, h: int | None = None, w: int | None = None) -> None:
@@ -44,10 +44,11 @@ def _hw_of_array(arr: np.ndarray) -> tuple[int, int]:
 @example(arr=np.zeros((0, 5, 3), dtype=np.uint8), max_pixels=None)
 @example(arr=np.zeros((20, 20), dtype=np.uint8), max_pixels=100)
 @example(arr=np.matrix(np.zeros((3, 3))), max_pixels=None)  # ValueError before the fix
+@example(arr=np.zeros((3, 3)), max_pixels="100")  # TypeError in the comparison before the fix
 @example(arr=np.ma.masked_array(np.zeros((3, 3)), mask=[[1, 0, 0]] * 3), max_pixels=None)
 @example(arr=np.broadcast_to(np.zeros((1, 1, 3)), (4, 4, 3)), max_pixels=None)  # read-only, zero strides
 def test_any_array(arr, max_pixels):
-    with case("load_image/array", names=["numpy array", str(arr.shape)]) as c:
+    with case("load_image/array", names=["numpy array", str(arr.shape), "max_pixels"]) as c:
         c.result = load_image(arr, max_pixels=max_pixels)
     if c.result is not None:
         check_loaded(c.result, *_hw_of_array(arr))
@@ -84,7 +85,7 @@ def test_every_pil_mode_reads(mode):
 @fuzz_settings(120)
 @given(img=pil_images(), max_pixels=SMALL_LIMITS)
 def test_any_pil_image(img, max_pixels):
-    with case("load_image/pil", names=["PIL image", img.mode]) as c:
+    with case("load_image/pil", names=["PIL image", img.mode, "max_pixels"]) as c:
         c.result = load_image(img, max_pixels=max_pixels)
     if c.result is not None:
         check_loaded(c.result, img.size[1], img.size[0])
@@ -98,7 +99,8 @@ def test_any_pil_image(img, max_pixels):
 @example(t=torch.nested.nested_tensor([torch.zeros(3, 2, 2), torch.zeros(3, 3, 3)]), max_pixels=None)  # RuntimeError
 @example(t=torch.quantize_per_tensor(torch.zeros(3, 4, 4), 0.1, 0, torch.quint8), max_pixels=None)
 def test_any_tensor(t, max_pixels):
-    with case("load_image/tensor", names=["torch tensor", str(tuple(t.shape)) if not t.is_nested else "nested"]) as c:
+    names = ["torch tensor", str(tuple(t.shape)) if not t.is_nested else "nested", "max_pixels"]
+    with case("load_image/tensor", names=names) as c:
         c.result = load_image(t, max_pixels=max_pixels)
     if c.result is not None:
         check_loaded(c.result, t.shape[-2], t.shape[-1])
@@ -168,7 +170,7 @@ def test_lazily_opened_pil_images(name, cut, close, max_pixels):
         return
     if close:
         img.close()
-    with case("load_image/pil-lazy", names=["PIL image"]) as c:
+    with case("load_image/pil-lazy", names=["PIL image", "max_pixels"]) as c:
         c.result = load_image(img, max_pixels=max_pixels)
     if c.result is not None:
         check_loaded(c.result, img.size[1], img.size[0])
