@@ -317,7 +317,9 @@ def run_enhance_job(job: Any, args: argparse.Namespace, overrides: dict[str, Any
     items = [{"path": str(src.resolve()), "output": key} for key, (src, _) in srcs.items()]
     with _RaySession(args.address) as ray:
         workers = max(1, args.workers)
-        blocks = max(1, min(len(items) // max(1, args.batch_size), 8 * workers))
+        # one block per batch (up to 4,096 blocks): an actor returns its rows block by block, so
+        # small blocks stream results (and journal lines) back as each batch finishes
+        blocks = max(1, min(-(-len(items) // max(1, args.batch_size)), 4096))
         ds = ray.data.from_items(items, override_num_blocks=blocks)
         out = enhance_dataset(
             ds, args.task, args.upscaler, workers=workers, batch_size=args.batch_size,
