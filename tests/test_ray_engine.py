@@ -98,6 +98,22 @@ def test_ray_engine_gives_the_local_engines_files(cluster, inputs, local_run, tm
 
 
 @pytest.mark.slow
+def test_ray_engine_is_pixel_equal_with_bicubic(cluster, inputs, tmp_path):
+    """Interpolation gives the same pixels whatever crops share a call: the two engines' PNGs are identical."""
+    bic = ["--upscaler", "bicubic", "--scale", "2", "--batch-size", "8", "--no-progress"]
+    assert main(["enhance", str(inputs), "-o", str(tmp_path / "local"), *bic]) == 1
+    assert main(["enhance", str(inputs), "-o", str(tmp_path / "ray"), *bic, "--engine", "ray", "--workers", "2"]) == 1
+    want, got = records(tmp_path / "local"), records(tmp_path / "ray")
+    assert sorted(got) == sorted(want) and sum(r["ok"] for r in got.values()) == N_LINES
+    for k, r in got.items():
+        assert r["ok"] == want[k]["ok"]
+        if r["ok"]:
+            a = np.asarray(Image.open(tmp_path / "ray" / k))
+            b = np.asarray(Image.open(tmp_path / "local" / k))
+            assert a.shape == b.shape and np.array_equal(a, b), k
+
+
+@pytest.mark.slow
 def test_killed_actor_and_resume(cluster, inputs, local_run, tmp_path, monkeypatch):
     """A half-done journal is resumed through Ray, and an actor dies (SIGKILL) at its second batch."""
     out = tmp_path / "out"
