@@ -154,10 +154,53 @@ def fit(lines: Path, cache: dict[tuple, dict], recognizer: str) -> dict:
         unsafe, mean_cer, m = min(joint)
         choice["joint"] = {"margin": float(m), "mean_cer": mean_cer, "safe_everywhere": not unsafe}
     res["guard_choice"] = choice
+    res["guard_rules"] = fit_rules(records, cache, recognizer)
+    res["guard_rules_per_backend"] = {x: fit_rules(records, cache, recognizer, (x,))["best"] for x in ENHANCERS}
     vote_keys = [k for k in totals if k.startswith("vote")]
     res["vote_ranking"] = sorted((float(np.mean(totals[k])), k) for k in vote_keys)[:10]
     res["mean_cer"] = {k: float(np.mean(v)) for k, v in totals.items()}
     return res
+
+
+MARGINS = (-5.0, 0.0, 2.0, 5.0, 8.0, 10.0, 15.0, 20.0, 30.0)
+LENGTH_RATIOS = (1.3, 1.6, 2.0, float("inf"))
+DIGIT_DIFFS = (0.3, 0.5, float("inf"))
+
+
+def fit_rules(records, cache: dict[tuple, dict], recognizer: str, enhancers: tuple[str, ...] = ENHANCERS) -> dict:
+    """The guard rule (margin, length ratio, digit-share difference) shared by every backend.
+
+    Per rule and backend, the CER of ``backend+guard`` in every setting (size x JPEG) where
+    the backend was computed; a rule is *safe* when it is at or below the plain crop in
+    every one of them. Chosen: the safe rule with the lowest mean CER over backends and
+    settings (ties: the larger margin); without a safe rule, the lowest mean CER.
+    """
+    settings = []
+    for size, q in itertools.product(SIZES, JPEGS):
+        for x in enhancers:
+            ids = [r for r in records if (r.id, size, q, x) in cache and (r.id, size, q, "none") in cache]
+            if ids:
+                settings.append((size, q, x, ids))
+    table = []
+    for m, lr, dd in itertools.product(MARGINS, LENGTH_RATIOS, DIGIT_DIFFS):
+        cers, safe = [], True
+        for size, q, x, ids in settings:
+            refs = [r.get("text") for r in ids]
+            hyps, plain = [], []
+            for r in ids:
+                e, o = cache[(r.id, size, q, x)], cache[(r.id, size, q, "none")]
+                keep, _ = guard_choice(e, o, recognizer, margin=m, max_length_ratio=lr, max_digit_share_diff=dd)
+                hyps.append((e if keep else o)["text"])
+                plain.append(o["text"])
+            c, c0 = cer_of(refs, hyps), cer_of(refs, plain)
+            cers.append(c)
+            safe &= c <= c0 + 1e-9
+        table.append({"margin": m, "max_length_ratio": lr, "max_digit_share_diff": dd,
+                      "mean_cer": float(np.mean(cers)) if cers else None, "safe": bool(safe)})
+    pool = [t for t in table if t["safe"] and t["mean_cer"] is not None] or [t for t in table if t["mean_cer"] is not None]
+    best = min(pool, key=lambda t: (t["mean_cer"], -t["margin"])) if pool else None
+    return {"settings": [[s, q, x, len(ids)] for s, q, x, ids in settings], "best": best,
+            "top": sorted((t for t in table if t["mean_cer"] is not None), key=lambda t: t["mean_cer"])[:15]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     res = fit(lines, load_cache(out / "cache.jsonl"), args.recognizer)
     path = args.out / f"fit-{args.recognizer}.json"
     path.write_text(json.dumps(res, indent=1))
-    print(json.dumps({"guard_choice": res["guard_choice"], "vote_top": res["vote_ranking"][:5]}, indent=1))
+    print(json.dumps({"guard_choice": res["guard_choice"], "guard_rule": res["guard_rules"]["best"],
+                      "vote_top": res["vote_ranking"][:5]}, indent=1))
     return 0
 
 

@@ -23,8 +23,8 @@ Built-ins:
 * :data:`keep_if_better` (a :class:`KeepIfBetter`): runs the recognizer on both images
   and keeps the enhanced one only when :func:`guard_choice` says so: for OCR readings
   (results with a ``text``) the enhanced reading has to be more confident than the
-  crop's by a margin fitted on rendered lines (:data:`GUARD_MARGINS`, per recognizer;
-  ``benchmarks/fit_guard.py``) and agree with it in length and character classes; for
+  crop's by a margin fitted on rendered lines (:data:`GUARD_RULES`, per recognizer and
+  backend; ``benchmarks/fit_guard.py``) and agree with it in length and digit share; for
   other recognitions (faces) the plain confidence comparison. The two recognitions go
   into ``meta["recognition"]`` and the decision into ``meta["keep_if_better"]``.
   ``KeepIfBetter(recognizer, margin=5)`` for another recognizer or margin. Without a
@@ -39,7 +39,9 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
@@ -147,19 +149,50 @@ class RecognitionHook:
         raise NotImplementedError
 
 
-#: Margins (confidence points, 0-100) by which an enhanced OCR reading has to beat the
-#: crop's to be kept, fitted on rendered, degraded lines (never on the development set)
-#: by ``benchmarks/fit_guard.py``; docs/ocr.md has the fit. Keyed by recognizer kind
-#: (:func:`recognizer_kind`); unknown recognizers get ``"default"``.
-GUARD_MARGINS: dict[str, float] = {"tesseract": 0.0, "rapidocr": 15.0, "default": 0.0}
+@dataclass(frozen=True)
+class GuardRule:
+    """How sure an enhanced OCR reading has to be to replace the crop's (:func:`guard_choice`).
+
+    ``margin``: confidence points (0-100) it has to beat the crop's reading by;
+    ``max_length_ratio``: the most its length (without spaces) may differ from the crop
+    reading's, as a factor; ``max_digit_share_diff``: the most the shares of digits of the
+    two readings may differ. ``inf`` switches a check off.
+    """
+
+    margin: float
+    max_length_ratio: float = math.inf
+    max_digit_share_diff: float = math.inf
+
+
+#: The rules, fitted on rendered, degraded lines (never on the development set) by
+#: ``benchmarks/fit_guard.py`` (docs/ocr.md section 9, docs/results.md). Keys:
+#: ``"RECOGNIZER/BACKEND"`` for a backend fitted on its own, ``"RECOGNIZER"`` for any
+#: other backend (fitted to be safe for text-sr and Real-ESRGAN x4plus at once), and
+#: ``"default"`` for recognizers never fitted. RECOGNIZER is :func:`recognizer_kind`'s.
+GUARD_RULES: dict[str, GuardRule] = {
+    "tesseract/text-sr": GuardRule(0.0, math.inf, 0.3),
+    "tesseract/realesrgan": GuardRule(30.0, 1.3, 0.3),
+    "tesseract": GuardRule(30.0, 1.6, 0.3),
+    "rapidocr/text-sr": GuardRule(15.0, 1.6, 0.3),
+    "rapidocr": GuardRule(15.0, 1.6, 0.3),
+    "default": GuardRule(30.0, 1.6, 0.3),
+}
 #: A crop reading below this confidence is not trusted as a reference for the length and
 #: character-class checks (Tesseract reads a blank crop as a few letters with confidence 0).
 GUARD_UNREADABLE = 20.0
-#: An enhanced reading whose length differs from the crop's by more than this factor is
-#: taken for a hallucination (or a lost part) and the crop is kept.
-GUARD_MAX_LENGTH_RATIO = 1.6
-#: ... and likewise when their shares of digits differ by more than this.
-GUARD_MAX_DIGIT_SHARE_DIFF = 0.5
+
+
+def guard_rule(recognizer: str = "default", backend: str | None = None) -> GuardRule:
+    """The fitted :class:`GuardRule` for ``recognizer`` (a :func:`recognizer_kind`) and ``backend``.
+
+    ``backend``: the upscaler that made the enhanced image (``"text-sr"``,
+    ``"realesrgan"``; ``"text-sr@2"`` counts as ``text-sr``), None when unknown.
+    """
+    if backend:
+        base = backend.split("@", 1)[0]
+        if f"{recognizer}/{base}" in GUARD_RULES:
+            return GUARD_RULES[f"{recognizer}/{base}"]
+    return GUARD_RULES.get(recognizer, GUARD_RULES["default"])
 
 
 def recognizer_kind(recognizer: Any) -> str:
@@ -184,6 +217,7 @@ def guard_choice(
     enhanced: Any,
     original: Any,
     recognizer: str = "default",
+    backend: str | None = None,
     *,
     margin: float | None = None,
     max_length_ratio: float | None = None,
@@ -192,15 +226,16 @@ def guard_choice(
     """Whether to keep the enhanced image's reading over the crop's: ``(keep_enhanced, why)``.
 
     For OCR readings (results with a ``text``): the enhanced reading is kept when it is
-    non-empty and either the crop read nothing (or with confidence below
-    :data:`GUARD_UNREADABLE`, and the enhanced reading is surer), or (a) its length is within
-    ``max_length_ratio`` of the crop reading's, (b) their digit shares differ by at most
-    ``max_digit_share_diff``, and (c) its confidence is at least the crop's plus
-    ``margin`` (default :data:`GUARD_MARGINS` of ``recognizer``). Otherwise, and for
-    recognitions without text, the more confident one (the enhanced on ties, less
-    ``margin`` when one is given).
+    non-empty, its confidence is at least the crop's plus ``margin``, and, unless the crop
+    read nothing or with a confidence below :data:`GUARD_UNREADABLE` (no reference to
+    check against), its length is within ``max_length_ratio`` of the crop reading's and
+    their digit shares differ by at most ``max_digit_share_diff``; each defaults to the
+    fitted :func:`guard_rule` of ``recognizer`` and ``backend``. With a huge
+    margin the crop is always kept. Recognitions without text: the enhanced one when
+    ``confidence >= crop's + margin`` (margin 0 unless given).
     """
-    m = GUARD_MARGINS.get(recognizer, GUARD_MARGINS["default"]) if margin is None else float(margin)
+    rule = guard_rule(recognizer, backend)
+    m = rule.margin if margin is None else float(margin)
     c_enh, c_orig = confidence_of(enhanced), confidence_of(original)
     t_enh, t_orig = _text_of(enhanced), _text_of(original)
     if t_enh is None or t_orig is None:
@@ -209,19 +244,20 @@ def guard_choice(
     n_enh, n_orig = len(t_enh.replace(" ", "")), len(t_orig.replace(" ", ""))
     if n_enh == 0:
         return False, "the enhanced image reads as nothing"
-    if n_orig == 0:
-        return True, "the crop reads as nothing"
-    if c_orig < GUARD_UNREADABLE and c_enh >= c_orig:
-        return True, f"the crop's reading is unreliable (confidence {c_orig:.1f} < {GUARD_UNREADABLE:g})"
+    sure = c_enh >= c_orig + m
+    if n_orig == 0 or c_orig < GUARD_UNREADABLE:
+        # no reliable reference for the sanity checks: the margin alone decides
+        why = "the crop reads as nothing" if n_orig == 0 else f"the crop's reading is unreliable ({c_orig:.1f})"
+        return sure, f"{why}; confidence {c_enh:.1f} {'>=' if sure else '<'} {c_orig:.1f} + margin {m:g}"
     ratio = max(n_enh, n_orig) / min(n_enh, n_orig)
-    lim = GUARD_MAX_LENGTH_RATIO if max_length_ratio is None else max_length_ratio
+    lim = rule.max_length_ratio if max_length_ratio is None else max_length_ratio
     if ratio > lim:
         return False, f"lengths differ {ratio:.2f}x (> {lim})"
     dd = abs(_digit_share(t_enh) - _digit_share(t_orig))
-    lim_d = GUARD_MAX_DIGIT_SHARE_DIFF if max_digit_share_diff is None else max_digit_share_diff
+    lim_d = rule.max_digit_share_diff if max_digit_share_diff is None else max_digit_share_diff
     if dd > lim_d:
         return False, f"digit shares differ by {dd:.2f} (> {lim_d})"
-    if c_enh >= c_orig + m:
+    if sure:
         return True, f"confidence {c_enh:.1f} >= {c_orig:.1f} + margin {m:g}"
     return False, f"confidence {c_enh:.1f} < {c_orig:.1f} + margin {m:g}"
 
@@ -230,9 +266,9 @@ class KeepIfBetter(RecognitionHook):
     """Keep the original crop unless the enhanced image is read better (:func:`guard_choice`).
 
     For OCR readings the enhanced image is kept when its reading is at least ``margin``
-    confidence points surer than the crop's (default: :data:`GUARD_MARGINS` fitted on
-    rendered lines for this recognizer, :func:`recognizer_kind`) and agrees with it in
-    length and digit share; for other recognitions (faces) when
+    confidence points surer than the crop's (default: the :func:`guard_rule` fitted on
+    rendered lines for this recognizer, :func:`recognizer_kind`, and ``meta["upscaler"]``)
+    and agrees with it in length and digit share; for other recognitions (faces) when
     ``confidence(after) >= confidence(before) - margin`` (``margin`` default 0). The
     original comes back in the mode of ``after`` (``L`` for OCR), at its own size.
     Records ``meta["keep_if_better"] = {"kept", "confidence_before", "confidence_after", "why"}``.
@@ -248,7 +284,7 @@ class KeepIfBetter(RecognitionHook):
         c0, c1 = confidence_of(rec_before), confidence_of(rec_after)
         if _text_of(rec_before) is not None and _text_of(rec_after) is not None:
             kind = recognizer_kind(self.recognizer or default_recognizer(meta.get("task")))
-            keep_enhanced, why = guard_choice(rec_after, rec_before, kind, margin=self.margin)
+            keep_enhanced, why = guard_choice(rec_after, rec_before, kind, meta.get("upscaler"), margin=self.margin)
         else:
             m = 0.0 if self.margin is None else self.margin
             keep_enhanced, why = c1 >= c0 - m, f"confidence {c1:.1f} vs {c0:.1f} (margin {m:g})"

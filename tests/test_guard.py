@@ -5,12 +5,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from preproc.compare.ocr import backend_of
 from preproc.compare.task import area_resize, create_task
+from preproc.compare.variants import Variant
 from preproc.hooks import (
-    GUARD_MARGINS,
+    GUARD_RULES,
     GUARD_UNREADABLE,
     KeepIfBetter,
     guard_choice,
+    guard_rule,
     recognizer_kind,
 )
 from preproc.recognize import TesseractOCR
@@ -28,13 +31,17 @@ def test_margin_is_required_to_switch():
     assert guard_choice(rec("abc", 85), rec("abd", 85), margin=0)[0]  # ties keep the enhanced
 
 
-def test_default_margin_comes_from_the_fitted_table():
-    m = GUARD_MARGINS["tesseract"]
+def test_default_rule_comes_from_the_fitted_table():
+    rule = guard_rule("tesseract", "realesrgan")
+    assert rule == GUARD_RULES["tesseract/realesrgan"]
+    assert guard_rule("tesseract", "text-sr@2") == GUARD_RULES["tesseract/text-sr"]
+    assert guard_rule("tesseract", "lanczos") == GUARD_RULES["tesseract"]  # not fitted alone: the joint rule
+    assert guard_rule("easyocr") == GUARD_RULES["default"]
+    m = rule.margin
     o = rec("Room 126", 60)
-    assert guard_choice(rec("Room 128", 60 + m), o, "tesseract")[0]
+    assert guard_choice(rec("Room 128", 60 + m), o, "tesseract", "realesrgan")[0]
     if m > 0:
-        assert not guard_choice(rec("Room 128", 60 + m - 0.01), o, "tesseract")[0]
-    assert set(GUARD_MARGINS) >= {"tesseract", "rapidocr", "default"}
+        assert not guard_choice(rec("Room 128", 60 + m - 0.01), o, "tesseract", "realesrgan")[0]
 
 
 def test_length_sanity_rejects_a_hallucinated_or_lost_line():
@@ -51,10 +58,13 @@ def test_digit_share_sanity():
 
 def test_empty_and_unreadable_readings():
     assert not guard_choice(rec("", 99), rec("abc", 10), margin=0)[0]
-    assert guard_choice(rec("abc", 1), rec("", 0), margin=50)[0]
+    # a crop that reads as nothing: the margin alone decides (a huge margin always keeps the crop)
+    assert guard_choice(rec("abc", 60), rec("", 0), margin=50)[0]
+    assert not guard_choice(rec("abc", 40), rec("", 0), margin=50)[0]
     # a crop read as a couple of letters with confidence 0 is no reference for the sanity checks
     assert guard_choice(rec("Room 126 is on the third floor", 80), rec("Bn", 0), margin=5)[0]
-    assert not guard_choice(rec("Room 126 is on the third floor", 0), rec("Bn", GUARD_UNREADABLE - 1), margin=5)[0]
+    assert not guard_choice(rec("Room 126 is on the third floor", 80), rec("Bn", GUARD_UNREADABLE), margin=5)[0]
+    assert not guard_choice(rec("Room 126 is on the third floor", 3), rec("Bn", 0), margin=5)[0]
 
 
 def test_recognitions_without_text_compare_confidence():
@@ -82,6 +92,29 @@ def test_compare_guard_combine_uses_guard_choice():
         tk.close()
 
 
+def test_compare_guard_uses_the_backends_rule():
+    tk = create_task("ocr")
+    try:
+        m_x4 = guard_rule("tesseract", "realesrgan").margin
+        m_tsr = guard_rule("tesseract", "text-sr").margin
+        assert m_x4 > m_tsr  # the hallucinating backend needs the larger margin
+        enh, orig = rec("Total 48.95", 85 + (m_x4 + m_tsr) / 2), rec("Total 48.96", 85)
+        x4 = Variant("realesrgan+guard", "guard", ("realesrgan", "none"))
+        tsr = Variant("text-sr+guard", "guard", ("text-sr", "none"))
+        assert tk.combine_variant(x4, [enh, orig])[0] == 1
+        assert tk.combine_variant(tsr, [enh, orig])[0] == 0
+    finally:
+        tk.close()
+
+
+def test_backend_of_candidates():
+    from preproc.upscalers.auto import resolve_auto
+
+    assert backend_of("text-sr@2") == "text-sr" and backend_of("realesrgan") == "realesrgan"
+    assert backend_of("default") == resolve_auto("ocr")[0]
+    assert backend_of("none") is None and backend_of("cleanup") is None
+
+
 def _line(i: int, height: int) -> Image.Image:
     img = Image.open(SAMPLE / "images" / f"line-{i:03d}.png")
     return area_resize(img, round(img.width * height / img.height), height)
@@ -97,7 +130,7 @@ def test_keep_if_better_keeps_the_crop_against_a_garbled_enhancement():
     # either the other line is less sure or fails a sanity check; it never passes silently as "better"
     r0, r1 = meta["recognition"]["before"], meta["recognition"]["after"]
     if k["kept"] == "enhanced":
-        assert r1["confidence"] >= r0["confidence"] + GUARD_MARGINS["tesseract"]
+        assert r1["confidence"] >= r0["confidence"] + GUARD_RULES["tesseract"].margin
     else:
         assert out is not None and out.size == crop.size and out.mode == "L"
     assert k["why"]

@@ -35,6 +35,19 @@ from ..recognize.ocr import TesseractOCR
 from ..vote import WEIGHTINGS, char_alternatives, char_confidences, vote, word_confidences
 from .task import CompareTask, Recognition, area_resize, jpeg_roundtrip, spread
 
+
+def backend_of(candidate: str) -> str | None:
+    """The upscaler behind a candidate name: ``text-sr@2`` -> ``text-sr``, ``default`` -> the
+    auto rule's OCR backend here, ``none``/``cleanup`` -> None (not an upscaler)."""
+    from ..upscalers import upscaler_names
+    from ..upscalers.auto import resolve_auto
+
+    base = candidate.split("@", 1)[0]
+    if base == "default":
+        return resolve_auto("ocr")[0]
+    return base if base in upscaler_names() else None
+
+
 #: ``--task-opt recognizer=...``
 RECOGNIZERS = ("tesseract", "rapidocr")
 
@@ -114,10 +127,19 @@ class OcrTask(CompareTask):
                               alt_weight=self.vote_alt_weight)
             return -1, {"text": text, "confidence": conf}
         if mode == "guard":
-            enhanced, original = recognitions
-            keep, _ = guard_choice(enhanced, original, self.engine_key, margin=self.guard_margin)
-            return (0, enhanced) if keep else (1, original)
+            return self._guard(recognitions, None)
         return super().combine(mode, recognitions)
+
+    def combine_variant(self, variant: Any, recognitions: Sequence[Recognition]) -> tuple[int, Recognition]:
+        """As :meth:`combine`; ``NAME+guard`` uses the guard rule fitted for backend ``NAME``."""
+        if variant.mode == "guard":
+            return self._guard(recognitions, backend_of(variant.candidates[0]))
+        return self.combine(variant.mode, recognitions)
+
+    def _guard(self, recognitions: Sequence[Recognition], backend: str | None) -> tuple[int, Recognition]:
+        enhanced, original = recognitions
+        keep, _ = guard_choice(enhanced, original, self.engine_key, backend, margin=self.guard_margin)
+        return (0, enhanced) if keep else (1, original)
 
     @property
     def engine_key(self) -> str:

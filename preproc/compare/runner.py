@@ -314,7 +314,7 @@ def combine_sample(
         seconds += float(entry["seconds"] or 0.0)
     if v.mode == "single":
         return 0, recs[0], seconds
-    idx, combined = tk.combine(v.mode, recs)
+    idx, combined = tk.combine_variant(v, recs)
     return idx, combined, seconds
 
 

@@ -93,6 +93,16 @@ class CompareTask(ABC):
             raise ConfigError(f"task {self.name!r} cannot combine candidates by {mode!r}; it knows guard, select")
         return most_confident(recognitions)
 
+    def combine_variant(self, variant: Any, recognitions: Sequence[Recognition]) -> tuple[int, Recognition]:
+        """Combine the recognitions of ``variant`` (a :class:`~preproc.compare.variants.Variant`:
+        its ``mode`` and candidate names, in the order of ``recognitions``).
+
+        The runner calls this; the default is :meth:`combine` with the mode. Override when
+        the decision depends on which candidates they are (OCR's ``+guard`` uses a rule
+        fitted per backend).
+        """
+        return self.combine(variant.mode, recognitions)
+
     @abstractmethod
     def evaluate(self, records: Sequence[Record], recognitions: Sequence[Recognition]) -> dict[str, Any]:
         """Aggregate metrics over the successful samples (``records[i]`` recognised as ``recognitions[i]``).
