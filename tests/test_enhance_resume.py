@@ -235,3 +235,14 @@ def test_compare_survives_sigkill_and_resumes_from_its_cache(tmp_path):
     strip = ("seconds", "seconds_per_item")
     assert [{k: v for k, v in r.items() if not k.startswith(strip)} for r in got["rows"]] == \
         [{k: v for k, v in r.items() if not k.startswith(strip)} for r in want["rows"]]
+
+
+def test_inputs_that_would_share_an_output_name_keep_their_suffixes(tmp_path):
+    from preproc.commands.enhance import collect_inputs
+
+    d = tmp_path / "in"
+    (d / "s").mkdir(parents=True)
+    for name in ("a.jpg", "a.png", "b.png", "s/a.png"):
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(d / name)
+    got = sorted(rel.as_posix() for _, rel in collect_inputs([str(d)]))
+    assert got == ["a.jpg.png", "a.png.png", "b.png", "s/a.png"]
