@@ -40,8 +40,10 @@ PROFILE = os.environ.get("PREPROC_FUZZ_PROFILE", "fast")
 if PROFILE not in ("fast", "long"):
     raise ValueError(f"PREPROC_FUZZ_PROFILE has to be 'fast' or 'long' but is {PROFILE!r}")
 LONG = PROFILE == "long"
-#: How many times more examples the long profile runs.
-LONG_FACTOR = 8
+#: How many times more examples the long profile runs (``$PREPROC_FUZZ_LONG_FACTOR`` overrides it;
+#: the explicit ``long=`` counts of the slow tests scale with it).
+DEFAULT_LONG_FACTOR = 8
+LONG_FACTOR = int(os.environ.get("PREPROC_FUZZ_LONG_FACTOR", DEFAULT_LONG_FACTOR))
 #: Default per-call bound in seconds (a loaded 2-core machine: generous, it catches hangs).
 DEFAULT_SECONDS = 60.0
 
@@ -55,7 +57,9 @@ def examples(n: int, long: int | None = None) -> int:
     """``n`` examples in the fast profile; ``long`` (default ``LONG_FACTOR * n``) in the long one."""
     if not LONG:
         return n
-    return long if long is not None else n * LONG_FACTOR
+    if long is None:
+        return n * LONG_FACTOR
+    return max(n, round(long * LONG_FACTOR / DEFAULT_LONG_FACTOR))
 
 
 def fuzz_settings(n: int, long: int | None = None, **kw: Any) -> settings:
