@@ -132,8 +132,11 @@ def test_guard_and_select_choose_by_confidence(ocr_run):
         sel = report.row("select", size)
         assert sum(sel["chosen"].values()) == sel["n"] == 4
         assert sel["candidates"] == ["none", "bicubic", "cleanup"]
-        want_orig = sum(cache[(i, size, None, "none")]["confidence"] > cache[(i, size, None, "bicubic")]["confidence"]
-                        for i in ids)
+        # +guard: the OCR task's fitted rule (preproc.hooks.guard_choice, Tesseract, backend bicubic)
+        from preproc.hooks import guard_choice
+
+        want_orig = sum(not guard_choice(cache[(i, size, None, "bicubic")], cache[(i, size, None, "none")],
+                                         "tesseract", "bicubic")[0] for i in ids)
         assert guard["chosen"].get("none", 0) == want_orig
         # select is at least as confident as every candidate on every sample, so its
         # seconds are the sum of its candidates'
