@@ -12,10 +12,12 @@ A **variant** is what a report row is about: a mode and a tuple of candidates.
 
 * ``NAME`` (a candidate name): mode ``single``;
 * ``NAME+guard``: mode ``guard``, candidates ``(NAME, "none")``: the enhanced image is
-  kept unless the original crop is recognised more confidently (``keep_if_better``);
+  kept unless the original crop is recognised more confidently (``keep_if_better``; the
+  OCR task uses :func:`preproc.hooks.guard_choice` with the rule fitted for ``NAME``);
 * ``select`` (or any mode in the task's ``modes``, e.g. ``fuse`` for faces): the task's
   ``default_candidates`` plus every other candidate the run computes, in that order;
-* ``select:a/b/c``: the same mode over exactly the candidates ``a``, ``b``, ``c``.
+* ``select:a/b/c``: the same mode over exactly the candidates ``a``, ``b``, ``c``
+  (OCR also has ``vote`` / ``vote:a/b/c``: :mod:`preproc.vote`).
 
 Each candidate is computed and recognised once per crop, and shared by every variant
 that uses it; a multi-candidate variant costs the sum of its candidates' seconds.
