@@ -166,7 +166,7 @@ def main() -> int:
                                          for row in rounds],
              "big_wall_ratio_vs_local": [row[name]["big"]["wall_s"] / row["local"]["big"]["wall_s"] for row in rounds]}
         summary[name] = s
-    print(f"\n| engine | {n_big}-line job, s | crops/s (job) | start-up s | crops/s once running | "
+    print(f"\n| engine | {n_big}-crop job, s | crops/s (job) | start-up s | crops/s once running | "
           "running rate vs local (per round) |")
     print("|---|---|---|---|---|---|")
     for name, s in summary.items():
