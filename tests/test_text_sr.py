@@ -31,6 +31,10 @@ def test_shipped_weights_record_how_they_were_trained():
     assert meta["format"] == "preproc-text-sr" and meta["channels"] == "1" and meta["scale"] == "4"
     assert "train-text-sr" in meta["command"] and int(meta["steps"]) > 0
     assert "mean" in meta["val_cer"]
+    # the shipped model: v2 data and the recognition loss, fine-tuned from text-sr-v1, checkpoint on selection lines
+    for opt in ("--data-version 2", "--recognizer-loss 0.1", "--init preproc/weights/text_sr_v1_x4.safetensors",
+                "--steps 1500", "--val-split selection"):
+        assert opt in meta["command"], opt
 
 
 def test_shipped_weights_upscale_x4_grey():

@@ -1,13 +1,17 @@
 """``text-sr``: the project's own x4 text super-resolution model, shipped with the package.
 
-A grey SRVGGNetCompact (0.6 M parameters, fp16 file of ~1.2 MB) fine-tuned from
-Real-ESRGAN animevideov3 on synthetic text lines (``preproc train-text-sr``,
-docs/text_sr.md). It reads the luma of the crop and writes dark text on a light
-background (contrast and polarity normalised for OCR), replicated to RGB. Tiling,
-batching and precision are :class:`~preproc.upscalers.realesrgan.SpandrelUpscaler`'s.
+A grey SRVGGNetCompact (0.6 M parameters, fp16 file of ~1.2 MB) trained on synthetic
+text lines (``preproc train-text-sr``, docs/text_sr.md): the shipped model is the first
+one (``text-sr-v1``, pixel losses, from Real-ESRGAN animevideov3) fine-tuned on the v2
+line generator with a recognition (CTC) loss through a frozen CRNN of ours. It reads
+the luma of the crop and writes dark text on a light background (contrast and polarity
+normalised for OCR), replicated to RGB. Tiling, batching and precision are
+:class:`~preproc.upscalers.realesrgan.SpandrelUpscaler`'s.
 
-``model=`` takes another text-sr weights file (from ``preproc train-text-sr --out``)
-or anything the Real-ESRGAN backends accept.
+``text-sr-v1`` keeps the first model available for comparison
+(``preproc/weights/text_sr_v1_x4.safetensors``). ``model=`` takes another text-sr
+weights file (from ``preproc train-text-sr --out``) or anything the Real-ESRGAN
+backends accept.
 """
 
 from __future__ import annotations
