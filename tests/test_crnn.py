@@ -47,7 +47,7 @@ def test_charset_encode_decode():
     assert greedy_decode(lp) == ["aab"]
     # CTC of that near-certain path against its own reading is ~0, against another text large
     lp = lp.log_softmax(-1)
-    assert float(ctc(lp, ["aab"])) < 1e-3 < 1.0 < float(ctc(lp, ["xyz"]))
+    assert float(ctc(lp, ["aab"])) < 0.05 < 1.0 < float(ctc(lp, ["xyz"]))
     assert char_error_rate(["abc", "de"], ["abd", "de"]) == pytest.approx(1 / 5)
 
 
