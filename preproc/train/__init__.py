@@ -5,9 +5,13 @@ Small modules, one job each:
 * :mod:`.corpus` - fonts and words from Debian packages, random line text;
 * :mod:`.render` - a text line rendered as ink coverage at the HR size;
 * :mod:`.degrade` - the appearance and degradation model (HR target -> LR input);
-* :mod:`.data` - deterministic batches of (LR, HR) patch pairs for a seed;
+* :mod:`.data` - deterministic batches of (LR, HR) patch pairs for a seed (generator v2:
+  whole lines with their text);
+* :mod:`.crnn` - the small CRNN line recognizer (CTC) used as a frozen text prior;
 * :mod:`.model` - the compact net, its initialisation, fp16 weight files;
-* :mod:`.loss` - L1 plus an edge (image-gradient) term;
-* :mod:`.validate` - Tesseract CER on a fixed subset of the development set;
+* :mod:`.loss` - L1 plus an edge (image-gradient) term (the CTC term is in :mod:`.crnn`);
+* :mod:`.validate` - the selection/report split of the development set and Tesseract
+  CER on a fixed subset of its selection lines;
+* :mod:`.paired` - paired CER comparison of two variants from compare caches;
 * :mod:`.loop` - the training loop with progress, checkpoints and validation.
 """
