@@ -34,7 +34,7 @@ def cmd_val(args: argparse.Namespace) -> None:
         net_upscaler,
     )
 
-    cases = build_cases(args.dataset, args.val_lines, (8, 10, 12))
+    cases = build_cases(args.dataset, args.val_lines, (8, 10, 12), split="all")  # the first model's subset
     ocr = TesseractLine()
     runs = [("none", identity), ("bicubic", bicubic_x4),
             ("animevideov3 (grey fold, untuned)", net_upscaler(init_net("animevideov3").eval()))]
