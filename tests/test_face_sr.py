@@ -159,3 +159,18 @@ def test_shipped_weights_never_saw_an_evaluation_identity(shared_datasets):
     root = shared_datasets / "faces-dev"
     sp = identity_split(root)
     assert not set(training_identities()) & sp.held_out_identities
+
+
+@pytest.mark.shared
+def test_fused_embedding_with_face_sr(shared_datasets):
+    from preproc.recognize.face import FaceRecognizer, fused_embedding
+    from preproc.upscalers.face_sr import shipped_weights
+
+    if not shipped_weights().is_file():
+        pytest.skip("face-sr weights not shipped in this checkout")
+    root = shared_datasets / "faces-dev"
+    img = Image.open(root / "images/lfw/Aaron_Peirsol/Aaron_Peirsol_0001.jpg").convert("RGB")
+    small = img.resize((48, 48), Image.Resampling.BOX)  # a face of about 20 px
+    emb, parts = fused_embedding(small, FaceRecognizer("dlib-torch"), upscalers=("face-sr", "bicubic"))
+    assert emb is not None and emb.shape == (128,) and abs(float(np.linalg.norm(emb)) - 1) < 1e-5
+    assert len(parts) == 2
