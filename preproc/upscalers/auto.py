@@ -37,7 +37,7 @@ NEEDS_GPU: dict[str, str] = {
 #: Why each task's list is what it is (appended to the reason in ``meta``).
 TASK_NOTES: dict[str, str] = {
     "ocr": "text-sr is trained for Tesseract; general-purpose upscalers do worse than bicubic (docs/backends.md)",
-    "face": "general-purpose upscalers do not beat bicubic for face embedders (docs/backends.md)",
+    "face": "general-purpose upscalers do not beat bicubic for face embedders; face-sr is better fused with bicubic than alone (docs/results.md)",
     "generic": "learned upscaler preferred; SD x4 only on a GPU (docs/backends.md)",
 }
 
