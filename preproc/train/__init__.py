@@ -13,5 +13,7 @@ Small modules, one job each:
 * :mod:`.validate` - the selection/report split of the development set and Tesseract
   CER on a fixed subset of its selection lines;
 * :mod:`.paired` - paired CER comparison of two variants from compare caches;
-* :mod:`.loop` - the training loop with progress, checkpoints and validation.
+* :mod:`.loop` - the training loop with progress, checkpoints and validation;
+* :mod:`.face_data`, :mod:`.face_loop` - the ``face-sr`` model: identity split, aligned HR
+  faces, degraded batches, and its training with an identity loss through dlib's ResNet.
 """
