@@ -188,6 +188,9 @@ def decide(image: np.ndarray, preset: Preset, scale: float | None = None) -> Gat
             xh = est["x_height"]
             measured = est
             why = f"x-height {xh:.1f} px, target {preset.target_x_height:g} px"
+            if preset.skip_x_height is not None and xh >= preset.skip_x_height:
+                return GateDecision(1.0, True, f"{why}: at least skip_x_height {preset.skip_x_height:g} px, "
+                                    "already large enough for Tesseract, left as it is", measured)
         want = preset.target_x_height / max(xh, 1.0)
     elif preset.target_face_side:
         measured = measure_face(image, preset)

@@ -99,6 +99,21 @@ def test_gate_scales_small_text_and_skips_large_text():
     assert "already large enough" in big.meta["gate"]
 
 
+def test_gate_skip_x_height_leaves_large_text_as_it_is():
+    # x-height 13 px: above skip_x_height=10 but far below the target (24)
+    line = np.asarray(text_line(size=24).convert("RGB")).astype(np.float32) / 255
+    kept = gate.decide(line, get_preset("ocr", skip_x_height=10))
+    assert kept.skip and kept.scale == 1.0 and "skip_x_height 10" in kept.reason
+    enlarged = gate.decide(line, get_preset("ocr"))  # off by default
+    assert not enlarged.skip and enlarged.scale == pytest.approx(24 / 13)
+    # below the threshold the gate still enlarges to the target
+    small = gate.decide(np.asarray(text_line(size=16).convert("RGB")).astype(np.float32) / 255,
+                        get_preset("ocr", skip_x_height=10))
+    assert not small.skip and small.scale == pytest.approx(24 / 9)
+    with pytest.raises(ConfigError, match="skip_x_height"):
+        get_preset("ocr", skip_x_height=0)
+
+
 def test_gate_caps_scale_and_handles_blank():
     tiny = np.asarray(text_line(size=6).convert("RGB"))
     d = gate.decide(tiny.astype(np.float32) / 255, get_preset("ocr"))
