@@ -192,6 +192,12 @@ def decide(image: np.ndarray, preset: Preset, scale: float | None = None) -> Gat
                 return GateDecision(1.0, True, f"{why}: at least skip_x_height {preset.skip_x_height:g} px, "
                                     "already large enough for Tesseract, left as it is", measured)
         want = preset.target_x_height / max(xh, 1.0)
+        if est is not None and preset.max_line_height is not None and est["line_height"]:
+            bound = preset.max_line_height / est["line_height"]
+            if bound < want:
+                want = bound
+                why += (f", bounded by max_line_height {preset.max_line_height:g} px "
+                        f"(ink line height {est['line_height']:.0f} px)")
     elif preset.target_face_side:
         measured = measure_face(image, preset)
         side = max(float(measured["face_side"]), 1.0)

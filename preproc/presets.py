@@ -36,6 +36,11 @@ class Preset:
     #: ``min_scale`` decides). Off by default: measured on 590 report lines, skipping at 10 px
     #: made 16-20 px lines worse and did not mend 24 px (docs/results.md, "The gate at 20-24 px").
     skip_x_height: float | None = None
+    #: OCR: the largest height (px) the gate lets a line's measured ink (ascender to descender)
+    #: grow to; None: no bound. Tesseract's LSTM reads every line at a fixed height (36 px for
+    #: the eng models), so enlarging past it adds nothing and, where the x-height is misread
+    #: (all-caps and digit lines), over-enlarged lines read worse (docs/results.md).
+    max_line_height: float | None = None
     #: Faces: the face side (px) the gate scales to (facenet's input is 160).
     target_face_side: float | None = None
     #: Faces: measure the face side with MTCNN (facenet-pytorch) when it is installed.
@@ -166,7 +171,7 @@ def validate(p: Preset) -> None:
     from .tiling import BLEND_KINDS
 
     check_types(p)
-    for name in ("target_x_height", "skip_x_height", "target_face_side", "default_scale"):
+    for name in ("target_x_height", "skip_x_height", "max_line_height", "target_face_side", "default_scale"):
         v = getattr(p, name)
         if v is not None and v <= 0:
             raise ConfigError(f"`{name}` has to be > 0{' or None' if name != 'default_scale' else ''} but is {v}")

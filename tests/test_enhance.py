@@ -114,6 +114,19 @@ def test_gate_skip_x_height_leaves_large_text_as_it_is():
         get_preset("ocr", skip_x_height=0)
 
 
+def test_gate_bounds_the_enlarged_line_height():
+    line = np.asarray(text_line(size=16).convert("RGB")).astype(np.float32) / 255  # x-height 9, ink 15 px
+    free = gate.decide(line, get_preset("ocr", max_line_height=None))
+    assert free.scale == pytest.approx(24 / 9)
+    bounded = gate.decide(line, get_preset("ocr", max_line_height=30))
+    assert bounded.scale == pytest.approx(30 / 15) and "max_line_height 30" in bounded.reason
+    # a bound below the line's own height leaves it as it is
+    kept = gate.decide(line, get_preset("ocr", max_line_height=16))
+    assert kept.skip and "already large enough" in kept.reason
+    with pytest.raises(ConfigError, match="max_line_height"):
+        get_preset("ocr", max_line_height=-1)
+
+
 def test_gate_caps_scale_and_handles_blank():
     tiny = np.asarray(text_line(size=6).convert("RGB"))
     d = gate.decide(tiny.astype(np.float32) / 255, get_preset("ocr"))
