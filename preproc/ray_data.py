@@ -279,6 +279,30 @@ def _unwrap_errors(batches):
         raise
 
 
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Fail fast when nothing listens at a ``HOST:PORT`` (or ``ray://HOST:PORT``) Ray address.
+
+    ``ray.init(address=...)`` waits minutes on an address where no cluster runs; a TCP connect
+    with ``timeout`` seconds tells at once. ``"auto"`` and other forms are left to Ray.
+    """
+    import socket
+
+    from .errors import ConfigError
+
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ConfigError(
+            f"no Ray cluster answers at --address {address!r} ({e}); start one there with "
+            "`ray start --head --port PORT`, or leave --address out to run a local cluster"
+        ) from None
+
+
 class _RaySession:
     """Connect to ``address``, reuse a running session, or start (and later stop) a local cluster."""
 
@@ -292,6 +316,7 @@ class _RaySession:
             kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
                                       "log_to_driver": False}
             if self.address:
+                check_address(self.address)
                 kwargs["address"] = self.address
             ray.init(**kwargs)
             self.started = True
