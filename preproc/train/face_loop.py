@@ -29,7 +29,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ from .face_data import (
     prepare_faces,
     warp_chips,
 )
-from .loop import _atomic_torch_save, lr_at
+from .loop import _atomic_torch_save, check_run_settings, config_record, lr_at
 from .model import animevideov3_state_dict, build_net, load_weights, save_weights
 
 logger = logging.getLogger(__name__)
@@ -89,14 +89,7 @@ class FaceTrainConfig:
     command: str = ""
 
     def __post_init__(self) -> None:
-        if self.steps is None and self.minutes is None:
-            raise ConfigError("give `steps`, `minutes` or both; a run needs an end")
-        if self.steps is not None and self.steps < 1:
-            raise ConfigError(f"`steps` has to be >= 1 but is {self.steps}")
-        if self.minutes is not None and self.minutes <= 0:
-            raise ConfigError(f"`minutes` has to be > 0 but is {self.minutes}")
-        if self.amp not in ("bf16", "none"):
-            raise ConfigError(f"`amp` has to be 'bf16' or 'none' but is {self.amp!r}")
+        check_run_settings(self.steps, self.minutes, self.amp)
         if self.batch_size < 1:
             raise ConfigError(f"`batch_size` has to be >= 1 but is {self.batch_size}")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -163,12 +156,6 @@ class _Validator:
             net.train()
 
 
-def _config_record(cfg: FaceTrainConfig) -> dict[str, Any]:
-    d = asdict(cfg)
-    d.pop("progress", None)
-    return d
-
-
 def train_face_sr(cfg: FaceTrainConfig) -> dict[str, Any]:
     """Run one face-sr training; returns a summary (steps, seconds, validation, split)."""
     from ..recognize.dlib_torch import load_dlib_resnet
@@ -217,7 +204,7 @@ def train_face_sr(cfg: FaceTrainConfig) -> dict[str, Any]:
     meta_base = {
         "format": FACE_SR_FORMAT,
         "command": cfg.command,
-        "config": _config_record(cfg),
+        "config": config_record(cfg),
         "split": split.rule,
         "train_identities": train_identities,
         "train_faces": len(faces.ids),

@@ -73,14 +73,7 @@ class TrainConfig:
     command: str = ""
 
     def __post_init__(self) -> None:
-        if self.steps is None and self.minutes is None:
-            raise ConfigError("give `steps`, `minutes` or both; a run needs an end")
-        if self.steps is not None and self.steps < 1:
-            raise ConfigError(f"`steps` has to be >= 1 but is {self.steps}")
-        if self.minutes is not None and self.minutes <= 0:
-            raise ConfigError(f"`minutes` has to be > 0 but is {self.minutes}")
-        if self.amp not in ("bf16", "none"):
-            raise ConfigError(f"`amp` has to be 'bf16' or 'none' but is {self.amp!r}")
+        check_run_settings(self.steps, self.minutes, self.amp)
         if self.recognizer_weight < 0:
             raise ConfigError(f"`recognizer_weight` has to be >= 0 but is {self.recognizer_weight}")
         if self.recognizer_weight > 0 and not self.recognizer:
@@ -88,6 +81,18 @@ class TrainConfig:
                               "`preproc train-text-recognizer`)")
         if self.recognizer_weight > 0 and self.data.version != 2:
             raise ConfigError(f"the recognition loss needs data version 2 (whole lines with text), got {self.data.version}")
+
+
+def check_run_settings(steps: int | None, minutes: float | None, amp: str) -> None:
+    """The checks every training config shares: a run needs an end, and ``amp`` is bf16 or none."""
+    if steps is None and minutes is None:
+        raise ConfigError("give `steps`, `minutes` or both; a run needs an end")
+    if steps is not None and steps < 1:
+        raise ConfigError(f"`steps` has to be >= 1 but is {steps}")
+    if minutes is not None and minutes <= 0:
+        raise ConfigError(f"`minutes` has to be > 0 but is {minutes}")
+    if amp not in ("bf16", "none"):
+        raise ConfigError(f"`amp` has to be 'bf16' or 'none' but is {amp!r}")
 
 
 def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -103,7 +108,8 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def _config_record(cfg: TrainConfig) -> dict[str, Any]:
+def config_record(cfg: Any) -> dict[str, Any]:
+    """A training config dataclass as the JSON-able dict stored in the weights' metadata."""
     d = asdict(cfg)
     d.pop("progress", None)
     return d
@@ -166,7 +172,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     log_path = run_dir / "log.jsonl"
     bar = tqdm(total=cfg.steps, initial=start, desc="train text-sr", unit="step",
                disable=None if cfg.progress is None else not cfg.progress)
-    meta_base = {"command": cfg.command, "config": _config_record(cfg)}
+    meta_base = {"command": cfg.command, "config": config_record(cfg)}
     if validator:
         meta_base["baselines"] = validator.baselines
     step, loss_avg, ctc_avg, last_val = start, None, None, None
