@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .realesrgan import SpandrelUpscaler
+from .shipped import ShippedWeightsUpscaler
 
 #: The weights shipped inside the package.
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "face_sr_x4.safetensors"
@@ -48,31 +48,18 @@ def training_identities(model: str | os.PathLike | None = None) -> list[str]:
     return list(json.loads(meta["train_identities"]))
 
 
-class FaceSRUpscaler(SpandrelUpscaler):
+class FaceSRUpscaler(ShippedWeightsUpscaler):
     """The face-sr model (x4, RGB); see the module docstring."""
 
     name: ClassVar[str] = "face-sr"
-    bytes_per_pixel: ClassVar[float] = 2048.0
     default_weights_path: ClassVar[Path] = SHIPPED_WEIGHTS
 
-    def __init__(self, model: Any = None, device=None, dtype=None, *, memory_budget: int | str | None = None):
-        source = None
-        if model is None:
-            model = self.default_weights_path
-        if isinstance(model, (str, os.PathLike)) and str(model).endswith(".safetensors"):
-            from ..train.model import load_weights
-
-            source = str(model)
-            model = load_weights(model).state_dict()
-        super().__init__(model, device, dtype, memory_budget=memory_budget)
-        if source is not None:
-            self.model_id = f"{self.name} ({source})"
+    @classmethod
+    def default_weights(cls) -> Path:
+        """The weights file this backend loads when no ``model`` is given."""
+        return cls.default_weights_path
 
     @classmethod
-    def is_available(cls) -> bool:
-        """True when the shipped weights are present (and spandrel is installed)."""
-        try:
-            import spandrel  # noqa: F401
-        except ImportError:
-            return False
-        return cls.default_weights_path.is_file()
+    def is_own_file(cls, model: Any) -> bool:
+        """Any ``.safetensors`` path: face-sr files (``preproc train-face-sr --out``) are ours."""
+        return isinstance(model, (str, os.PathLike)) and str(model).endswith(".safetensors")

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .realesrgan import SpandrelUpscaler
+from .shipped import ShippedWeightsUpscaler
 
 #: The weights shipped inside the package.
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "text_sr_x4.safetensors"
@@ -56,11 +56,10 @@ def _is_text_sr_file(model: Any) -> bool:
         return False
 
 
-class TextSRUpscaler(SpandrelUpscaler):
+class TextSRUpscaler(ShippedWeightsUpscaler):
     """The text-sr model (x4, grey in, grey out replicated to RGB); see the module docstring."""
 
     name: ClassVar[str] = "text-sr"
-    bytes_per_pixel: ClassVar[float] = 2048.0
 
     def default_dtype(self, device):
         """bf16 (autocast) on a CPU with native bf16 instructions, else the compact nets' default.
@@ -83,27 +82,10 @@ class TextSRUpscaler(SpandrelUpscaler):
         """The weights file this backend loads when no ``model`` is given."""
         return globals()[cls._weights_constant]
 
-    def __init__(self, model: Any = None, device=None, dtype=None, *, memory_budget: int | str | None = None):
-        source = None
-        if model is None:
-            model = self.default_weights()
-        if _is_text_sr_file(model) or Path(str(model)) == self.default_weights():
-            from ..train.model import load_weights
-
-            source = str(model)
-            model = load_weights(model).state_dict()
-        super().__init__(model, device, dtype, memory_budget=memory_budget)
-        if source is not None:
-            self.model_id = f"{self.name} ({source})"
-
     @classmethod
-    def is_available(cls) -> bool:
-        """True when the shipped weights are present (and spandrel is installed)."""
-        try:
-            import spandrel  # noqa: F401
-        except ImportError:
-            return False
-        return cls.default_weights().is_file()
+    def is_own_file(cls, model: Any) -> bool:
+        """A text-sr weights file (by its metadata), or the shipped one."""
+        return _is_text_sr_file(model) or Path(str(model)) == cls.default_weights()
 
 
 class TextSRV1Upscaler(TextSRUpscaler):
