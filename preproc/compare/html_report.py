@@ -138,8 +138,9 @@ def _entry_error(res: Any) -> str | None:
     return res if isinstance(res, str) else None
 
 
-def generic_samples(task: CompareTask, ctx: HtmlContext) -> dict[str, Any]:
-    """One item per record and setting; each variant's caption and confidence (higher is better)."""
+def _record_items(ctx: HtmlContext, entry: Any) -> list[Any]:
+    """One item per setting and record: per variant ``entry(record, idx, recognition)``, or the
+    variant's error entry when it failed on that sample."""
     items = []
     for si in range(len(ctx.settings)):
         for r in ctx.records:
@@ -151,9 +152,19 @@ def generic_samples(task: CompareTask, ctx: HtmlContext) -> dict[str, Any]:
                     ents.append(err)
                     continue
                 idx, rec, _ = res
-                conf = _num(rec.get("confidence"))
-                ents.append([[idx], task.caption(rec), conf, conf, None])
+                ents.append(entry(r, idx, rec))
             items.append([si, [ctx.rec_index[r.id]], None, ents])
+    return items
+
+
+def generic_samples(task: CompareTask, ctx: HtmlContext) -> dict[str, Any]:
+    """One item per record and setting; each variant's caption and confidence (higher is better)."""
+
+    def entry(r: Any, idx: int, rec: dict[str, Any]) -> list[Any]:
+        conf = _num(rec.get("confidence"))
+        return [[idx], task.caption(rec), conf, conf, None]
+
+    items = _record_items(ctx, entry)
     return {"kind": "generic", "metric": {"name": "confidence", "hib": True, "worse_by": "metric"}, "items": items}
 
 
@@ -162,24 +173,14 @@ def ocr_samples(task: CompareTask, ctx: HtmlContext) -> dict[str, Any]:
     confidence and the line's CER (the per-item metric, lower is better)."""
     from ..metrics import cer
 
-    items = []
-    for si in range(len(ctx.settings)):
-        for r in ctx.records:
-            truth = str(r.get("text", ""))
-            cs = bool(r.get("case_sensitive", True))
-            ents: list[Any] = []
-            for vi in range(len(ctx.variants)):
-                res = ctx.results[(vi, si)].get(r.id)
-                err = _entry_error(res)
-                if err is not None:
-                    ents.append(err)
-                    continue
-                idx, rec, _ = res
-                text = str(rec.get("text", ""))
-                line_cer = cer(truth, text, cs)
-                ents.append([[idx], None if text == truth else text, _num(rec.get("confidence"), 1),
-                             _num(min(line_cer, 99.0)), None])
-            items.append([si, [ctx.rec_index[r.id]], None, ents])
+    def entry(r: Any, idx: int, rec: dict[str, Any]) -> list[Any]:
+        truth = str(r.get("text", ""))
+        text = str(rec.get("text", ""))
+        line_cer = cer(truth, text, bool(r.get("case_sensitive", True)))
+        return [[idx], None if text == truth else text, _num(rec.get("confidence"), 1),
+                _num(min(line_cer, 99.0)), None]
+
+    items = _record_items(ctx, entry)
     return {"kind": "ocr", "metric": {"name": "CER", "hib": False, "worse_by": "metric"}, "items": items}
 
 
