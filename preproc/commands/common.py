@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -35,3 +37,13 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default=None, help="float32, float16/fp16 or bfloat16/bf16")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                    help="override a preset field, e.g. --set noise_level=10 (repeatable)")
+
+
+def spelled_command(command: str, options: Iterable[tuple[str, Any]]) -> str:
+    """``preproc COMMAND --opt-name value ...`` for every ``(opt_name, value)`` whose value is not
+    None: the full command line of a training run, for its weights' metadata."""
+    parts = ["preproc", command]
+    for key, value in options:
+        if value is not None:
+            parts += ["--" + key.replace("_", "-"), str(value)]
+    return shlex.join(parts)

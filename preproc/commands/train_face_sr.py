@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -43,12 +42,9 @@ _OPTIONS = ("data", "out", "minutes", "steps", "seed", "run_dir", "init", "lr", 
 
 def command_line(args: argparse.Namespace) -> str:
     """The full command line of this run (every option spelled out), for the weights' metadata."""
-    parts = ["preproc", "train-face-sr"]
-    for key in _OPTIONS:
-        value = getattr(args, key)
-        if value is not None:
-            parts += ["--" + key.replace("_", "-"), str(value)]
-    return shlex.join(parts)
+    from .common import spelled_command
+
+    return spelled_command("train-face-sr", ((key, getattr(args, key)) for key in _OPTIONS))
 
 
 def run(args: argparse.Namespace) -> int:

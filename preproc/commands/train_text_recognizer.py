@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -30,16 +29,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..train.crnn import RecognizerConfig, train_recognizer
+    from .common import spelled_command
 
     sr_prob = args.sr_prob if args.sr_prob is not None else (0.3 if args.sr_weights else 0.0)
-    parts = ["preproc", "train-text-recognizer"]
-    for key in ("out", "steps", "seed", "batch_size", "lr", "sr_weights", "sr_prob", "run_dir", "amp"):
-        value = sr_prob if key == "sr_prob" else getattr(args, key)
-        if value not in (None, ""):
-            parts += ["--" + key.replace("_", "-"), str(value)]
+    values = {key: sr_prob if key == "sr_prob" else getattr(args, key)
+              for key in ("out", "steps", "seed", "batch_size", "lr", "sr_weights", "sr_prob", "run_dir", "amp")}
+    command = spelled_command("train-text-recognizer", ((k, v) for k, v in values.items() if v != ""))
     cfg = RecognizerConfig(
         out=args.out, run_dir=args.run_dir or f"runs/text-crnn-{args.seed}", seed=args.seed, steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, sr_prob=sr_prob, sr_weights=args.sr_weights, amp=args.amp,
-        workers=args.workers, resume=args.resume, command=shlex.join(parts))
+        workers=args.workers, resume=args.resume, command=command)
     print(json.dumps(train_recognizer(cfg), indent=2, default=str))
     return 0

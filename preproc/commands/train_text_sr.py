@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 
 DEFAULT_VAL = "../shared/datasets/text-lines-dev"
 
@@ -51,12 +50,9 @@ _OPTIONS = ("out", "minutes", "steps", "seed", "run_dir", "init", "lr", "batch_s
 
 def command_line(args: argparse.Namespace) -> str:
     """The full command line of this run (every option spelled out), for the weights' metadata."""
-    parts = ["preproc", "train-text-sr"]
-    for key in _OPTIONS:
-        value = getattr(args, key)
-        if value is not None:
-            parts += ["--" + key.replace("_", "-"), str(value)]
-    return shlex.join(parts)
+    from .common import spelled_command
+
+    return spelled_command("train-text-sr", ((key, getattr(args, key)) for key in _OPTIONS))
 
 
 def run(args: argparse.Namespace) -> int:
