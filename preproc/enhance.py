@@ -33,6 +33,7 @@ from .errors import (
 )
 from .hooks import Hook, check_hooks, run_hooks
 from .io import DEFAULT_MAX_PIXELS, ImageLike, load_image, to_pil
+from .line_isolation import remove_fragments
 from .post import color_fix, resize_to
 from .presets import Preset, get_preset
 from .upscalers import RunInfo, Upscaler, create_upscaler, upscaler_class
@@ -215,6 +216,9 @@ class Enhancer:
             if preset.color_fix and getattr(up, "needs_color_fix", False):
                 out = color_fix(out, image)
                 meta["color_fix"] = True
+            if preset.isolate_line:
+                out, isolated = remove_fragments(out)
+                meta["line_fragments_removed"] = isolated["fragments"]
         meta["output_size"] = [out.shape[1], out.shape[0]]
         result = to_pil(out, preset.output_mode)
         if hooks:

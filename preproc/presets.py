@@ -75,6 +75,11 @@ class Preset:
     # --- post -----------------------------------------------------------------------
     #: PIL mode of the result: "L" for OCR (what Tesseract reads), "RGB" otherwise.
     output_mode: str = "RGB"
+    #: OCR: after enhancing a single-line crop, paint over strokes of the neighbouring lines
+    #: that the crop caught at its top or bottom edge (:mod:`preproc.line_isolation`). On by
+    #: default for OCR: enhanced to full contrast, they make Tesseract's line mode read
+    #: nothing (docs/results.md, "Line isolation").
+    isolate_line: bool = False
     #: Free-form options for a backend (e.g. ``{"tile_batch": 8}``); see each backend.
     backend_options: dict[str, Any] = field(default_factory=dict)
 
@@ -97,6 +102,7 @@ PRESETS: dict[str, Preset] = {
         guidance_scale=4.0,
         num_inference_steps=25,
         output_mode="L",
+        isolate_line=True,
     ),
     "face": Preset(
         task="face",
