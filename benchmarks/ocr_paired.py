@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if "resolved" in s:
         fp_settings["resolved"] = s["resolved"]
     cache = ResultCache(args.run / "cache.jsonl", fingerprint(fp_settings))
-    variants = {v.name: v for v in parse_variants(s["variants"], "ocr", ("select", "vote"), ("none", "bicubic", "cleanup"))}
+    variants = {v.name: v for v in parse_variants(s["variants"], "ocr", tk.modes, tk.default_candidates,
+                                                       tk.mode_candidates)}
     from preproc.compare.task import spread
     from preproc.train.validate import select_split
 

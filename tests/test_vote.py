@@ -178,3 +178,16 @@ def test_alternatives_add_votes_only_when_asked():
     assert vote([a, b, c, d], alt_weight=1.0)[0] == "c4t"
     with pytest.raises(ConfigError, match="alternative lists"):
         Reading(tuple("ab"), (1.0, 1.0), "x", ((),))
+
+
+def test_bare_vote_in_compare_reads_what_read_voted_reads():
+    # `--variants vote` must be the vote a user gets from preproc.read_voted, whatever else the run computes.
+    from preproc.compare import parse_variants
+    from preproc.compare.ocr import OcrTask
+    from preproc.vote import DEFAULT_CANDIDATES
+
+    got = {v.name: v for v in parse_variants(["none", "cleanup", "vote", "select"], "ocr", OcrTask.modes,
+                                             OcrTask.default_candidates, OcrTask.mode_candidates)}
+    assert got["vote"].candidates == DEFAULT_CANDIDATES
+    # other bare modes: the task's defaults plus everything the run computes, as before
+    assert got["select"].candidates == ("none", "bicubic", "cleanup", "default", "text-sr@2")

@@ -32,6 +32,7 @@ from ..hooks import guard_choice
 from ..io import load_image
 from ..metrics import corpus_scores
 from ..recognize.ocr import TesseractOCR
+from ..vote import DEFAULT_CANDIDATES as VOTE_CANDIDATES
 from ..vote import WEIGHTINGS, char_alternatives, char_confidences, vote, word_confidences
 from .task import CompareTask, Recognition, area_resize, jpeg_roundtrip, spread
 
@@ -63,6 +64,8 @@ class OcrTask(CompareTask):
     default_sizes = (8, 10, 12, 16)
     default_candidates = ("none", "bicubic", "cleanup")
     modes = ("select", "vote")
+    #: A bare ``vote`` reads what :func:`preproc.read_voted` reads by default.
+    mode_candidates = {"vote": VOTE_CANDIDATES}
 
     def __init__(self, lang: str = "eng", mode: str | int = "line", engine: str = "auto", split: str = "all",
                  recognizer: str = "tesseract", vote_power: float = 1.0, vote_weighting: str = "char",

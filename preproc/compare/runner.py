@@ -115,7 +115,7 @@ def compare(
     tk = create_task(task, **(task_options or {}))
     size_list = _parse_sizes(sizes, tk)
     jpegs = _parse_jpeg(jpeg)
-    parsed = parse_variants(list(variants), tk.name, tk.modes, tk.default_candidates)
+    parsed = parse_variants(list(variants), tk.name, tk.modes, tk.default_candidates, tk.mode_candidates)
     parsed, unavailable = _drop_unavailable(parsed)
     if not parsed:
         raise ConfigError(f"none of the variants can run here: {unavailable}")

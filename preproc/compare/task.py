@@ -50,6 +50,8 @@ class CompareTask(ABC):
     #: Candidates a bare ``select`` (or another multi-candidate mode) always includes; the
     #: learned backends named by the run's other variants are added after them.
     default_candidates: ClassVar[tuple[str, ...]] = ("none", "bicubic")
+    #: Bare modes with a fixed candidate set of their own instead of the pool above.
+    mode_candidates: ClassVar[dict[str, tuple[str, ...]]] = {}
     #: Multi-candidate modes this task can combine (``select`` picks by confidence).
     modes: ClassVar[tuple[str, ...]] = ("select",)
 

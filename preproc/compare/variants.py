@@ -15,7 +15,9 @@ A **variant** is what a report row is about: a mode and a tuple of candidates.
   kept unless the original crop is recognised more confidently (``keep_if_better``; the
   OCR task uses :func:`preproc.hooks.guard_choice` with the rule fitted for ``NAME``);
 * ``select`` (or any mode in the task's ``modes``, e.g. ``fuse`` for faces): the task's
-  ``default_candidates`` plus every other candidate the run computes, in that order;
+  ``default_candidates`` plus every other candidate the run computes, in that order -
+  except a mode with its own fixed set (the task's ``mode_candidates``: OCR's bare ``vote``
+  is :data:`preproc.vote.DEFAULT_CANDIDATES`, what :func:`preproc.read_voted` reads);
 * ``select:a/b/c``: the same mode over exactly the candidates ``a``, ``b``, ``c``
   (OCR also has ``vote`` / ``vote:a/b/c``: :mod:`preproc.vote`).
 
@@ -26,7 +28,7 @@ that uses it; a multi-candidate variant costs the sum of its candidates' seconds
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,8 +198,11 @@ def parse_variants(
     task: str,
     modes: Sequence[str],
     default_candidates: Sequence[str],
+    mode_candidates: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Variant]:
-    """Parse variant names (see the module docstring) for a task with multi-candidate ``modes``."""
+    """Parse variant names (see the module docstring) for a task with multi-candidate ``modes``;
+    ``mode_candidates``: the fixed candidates of a bare mode that has its own (e.g. OCR's ``vote``)."""
+    fixed = dict(mode_candidates or {})
     if not names:
         raise ConfigError("no variants given; expected e.g. none,bicubic")
     if len(set(names)) != len(names):
@@ -221,6 +226,10 @@ def parse_variants(
                 for c in cands:
                     candidate_fn(c, task)
                 parsed.append(Variant(name, mode, cands))
+            elif mode in fixed:
+                for c in fixed[mode]:
+                    candidate_fn(c, task)
+                parsed.append(Variant(name, mode, tuple(fixed[mode])))
             else:
                 parsed.append((name, mode))  # candidates filled in below
             continue
