@@ -163,3 +163,45 @@ def test_clis_train_recognizer_then_sr_with_recognition_loss(tmp_path, capsys):
     with torch.no_grad():
         y = net(torch.from_numpy(np.full((1, 1, 8, 16), 0.5, np.float32)))
     assert y.shape == (1, 1, 32, 64)
+
+
+def test_tesseract_labels_are_tesseracts_readings():
+    from preproc.errors import RecognizerUnavailableError
+    from preproc.train.crnn import TesseractLabels
+
+    try:
+        labels = TesseractLabels()
+    except RecognizerUnavailableError as e:
+        pytest.skip(str(e))
+    from PIL import Image, ImageDraw, ImageFont
+
+    try:
+        font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 32)
+    except OSError:
+        pytest.skip("DejaVu Sans (fonts-dejavu-core) is not installed")
+    lines = []
+    for text in ("TOTAL 12.30", "Invoice 42"):
+        img = Image.new("L", (360, 48), 255)
+        ImageDraw.Draw(img).text((8, 4), text, font=font, fill=0)
+        lines.append(np.asarray(img, np.float32) / 255)
+    x = torch.from_numpy(np.stack(lines))[:, None]
+    assert labels(x) == ["TOTAL 12.30", "Invoice 42"]
+
+
+@pytest.mark.slow
+def test_tesseract_proxy_training_runs_from_an_init(tmp_path):
+    pytest.importorskip("tesserocr")
+    from preproc.train.model import build_net, save_weights
+
+    sr = save_weights(build_net(8, 2), tmp_path / "sr.safetensors")
+    base = RecognizerConfig(out=str(tmp_path / "base.safetensors"), run_dir=str(tmp_path / "base"), steps=2,
+                            batch_size=2, amp="none", workers=0)
+    train_recognizer(base)
+    cfg = RecognizerConfig(out=str(tmp_path / "proxy.safetensors"), run_dir=str(tmp_path / "proxy"), steps=2,
+                           batch_size=2, amp="none", workers=0, sr_prob=1.0, sr_weights=str(sr),
+                           labels="tesseract", init=base.out)
+    res = train_recognizer(cfg)
+    assert res["steps"] == 2 and res["val"]["cer_sr_vs_tesseract"] >= 0
+    assert json.loads(read_metadata(cfg.out)["config"])["labels"] == "tesseract"
+    with pytest.raises(ConfigError, match="labels"):
+        RecognizerConfig(out="x", labels="oracle")

@@ -188,6 +188,12 @@ class RecognizerConfig:
     sr_weights: str = ""
     #: Probability of a mild blur / noise on HR batches (robustness).
     augment_prob: float = 0.3
+    #: What the recognizer learns to output: ``"text"`` (the rendered line's text) or
+    #: ``"tesseract"`` (Tesseract's own reading of the very image it is shown: a *Tesseract
+    #: proxy*, Randika et al., ICDAR 2021, whose CTC loss then approximates Tesseract's).
+    labels: str = "text"
+    #: Recognizer weights to start from ("" for a fresh net).
+    init: str = ""
     amp: str = "bf16"
     workers: int = 1
     checkpoint_every: int = 500
@@ -202,6 +208,28 @@ class RecognizerConfig:
             raise ConfigError(f"sr_prob has to be in [0, 1] but is {self.sr_prob}")
         if self.sr_prob > 0 and not self.sr_weights:
             raise ConfigError("sr_prob > 0 needs sr_weights (a text-sr weights file)")
+        if self.labels not in LABEL_SOURCES:
+            raise ConfigError(f"labels has to be one of {', '.join(LABEL_SOURCES)} but is {self.labels!r}")
+
+
+#: Where the recognizer's training targets come from (:attr:`RecognizerConfig.labels`).
+LABEL_SOURCES = ("text", "tesseract")
+
+
+class TesseractLabels:
+    """Tesseract's single-line readings of a batch of grey images: the targets of a Tesseract proxy."""
+
+    def __init__(self, lang: str = "eng"):
+        from ..recognize.ocr import TesseractOCR
+
+        self._ocr = TesseractOCR(lang, mode="line")
+
+    def __call__(self, x: torch.Tensor) -> list[str]:
+        """Readings of ``x`` (B, 1, H, W) in [0, 1], each :func:`normalise_text`-ed."""
+        from PIL import Image
+
+        imgs = (x.detach().float().clamp(0, 1)[:, 0].numpy() * 255).round().astype(np.uint8)
+        return [normalise_text(self._ocr.read(Image.fromarray(a, "L")).text) for a in imgs]
 
 
 def _augment(hr: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -239,7 +267,7 @@ def train_recognizer(cfg: RecognizerConfig) -> dict[str, Any]:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    net = CRNN().train()
+    net = load_crnn(cfg.init).train() if cfg.init else CRNN().train()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(cfg, s))
     sr_net = load_weights(cfg.sr_weights).eval() if cfg.sr_prob > 0 else None
@@ -258,11 +286,19 @@ def train_recognizer(cfg: RecognizerConfig) -> dict[str, Any]:
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
     # fixed validation batches of another seed: HR targets and (if any) SR outputs
     val = [make_text_batch(cfg.seed + 10_000, i, data) for i in range(4)]
+    tesseract = TesseractLabels() if cfg.labels == "tesseract" else None
 
     def sr(lr: torch.Tensor) -> torch.Tensor:
         assert sr_net is not None
         with torch.inference_mode(), autocast:
             return sr_net(lr).float().clamp(0, 1)
+
+    val_readings: list[str] = []
+
+    def val_tesseract() -> list[str]:
+        if not val_readings:
+            val_readings.extend(s for b in val for s in tesseract(sr(b[0])))
+        return val_readings
 
     def validate() -> dict[str, float]:
         net.eval()
@@ -271,7 +307,10 @@ def train_recognizer(cfg: RecognizerConfig) -> dict[str, Any]:
             refs = [t for b in val for t in b[2]]
             out["cer_hr"] = char_error_rate(refs, [s for b in val for s in greedy_decode(net(b[1]))])
             if sr_net is not None:
-                out["cer_sr"] = char_error_rate(refs, [s for b in val for s in greedy_decode(net(sr(b[0])))])
+                hyps = [s for b in val for s in greedy_decode(net(sr(b[0])))]
+                out["cer_sr"] = char_error_rate(refs, hyps)
+                if tesseract is not None:  # how closely the proxy reads like Tesseract on SR outputs
+                    out["cer_sr_vs_tesseract"] = char_error_rate(val_tesseract(), hyps)
         net.train()
         return out
 
@@ -296,6 +335,8 @@ def train_recognizer(cfg: RecognizerConfig) -> dict[str, Any]:
             x = _augment(hr_b, rng)
         else:
             x = hr_b
+        if tesseract is not None:
+            texts = tesseract(x)
         with autocast:
             log_probs = net(x)
         loss = ctc(log_probs, texts)
