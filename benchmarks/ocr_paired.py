@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     from preproc.compare.cache import fingerprint
 
     fp_settings = {k: s[k] for k in ("task", "task_options", "dataset", "overrides", "dtype")}
-    if "resolved" in s:
-        fp_settings["resolved"] = s["resolved"]
+    for key in ("resolved", "weights"):
+        if key in s:
+            fp_settings[key] = s[key]
     cache = ResultCache(args.run / "cache.jsonl", fingerprint(fp_settings))
     variants = {v.name: v for v in parse_variants(s["variants"], "ocr", tk.modes, tk.default_candidates,
                                                        tk.mode_candidates)}

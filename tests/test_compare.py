@@ -318,3 +318,33 @@ def test_sparse_ink_crops_do_not_break_the_gate(rows, cols):
     assert estimate_x_height(a) is None
     out = preproc.enhance(a, task="ocr", upscaler="bicubic")
     assert out.meta["gate_measured"]["x_height"] is None
+
+
+def test_new_weights_of_the_same_backend_are_not_read_from_the_cache(tmp_path):
+    # The same backend name with other weights (a new shipped text-sr, another model= file) must
+    # be computed anew on resume, never taken from the old run's cache.
+    from preproc.train.model import build_net, save_weights
+
+    a = save_weights(build_net(8, 2), tmp_path / "a.safetensors")
+    b = save_weights(build_net(8, 3), tmp_path / "b.safetensors")
+    kw = dict(variants=["text-sr"], sizes=[10], limit=2, out=tmp_path / "o", progress=False)
+    first = preproc.compare(SAMPLE, overrides={"model": str(a)}, **kw)
+    assert len((tmp_path / "o" / "cache.jsonl").read_text().splitlines()) == 2
+    preproc.compare(SAMPLE, overrides={"model": str(a)}, **kw)  # same weights: resumed, nothing added
+    assert len((tmp_path / "o" / "cache.jsonl").read_text().splitlines()) == 2
+    second = preproc.compare(SAMPLE, overrides={"model": str(b)}, **kw)
+    assert len((tmp_path / "o" / "cache.jsonl").read_text().splitlines()) == 4  # recomputed
+    wa, wb = first.settings["weights"]["text-sr"], second.settings["weights"]["text-sr"]
+    assert wa != wb and len(wa) == 16
+
+
+def test_weights_identity_of_shipped_and_weightless_candidates():
+    from preproc.compare.variants import weights_identity
+    from preproc.upscalers import text_sr
+
+    got = weights_identity(["default", "text-sr@2", "text-sr-v1", "bicubic", "none", "cleanup"], "ocr", "cpu")
+    assert set(got) == {"default", "text-sr@2", "text-sr-v1"}  # bicubic, none, cleanup load no weights
+    assert got["default"] == got["text-sr@2"] != got["text-sr-v1"]
+    import hashlib
+
+    assert got["default"] == hashlib.sha256(text_sr.SHIPPED_WEIGHTS.read_bytes()).hexdigest()[:16]

@@ -122,6 +122,9 @@ class Report:
         ]
         if s.get("resolved"):
             parts += ["", "Resolved here: " + "; ".join(f"`{k}` = {v}" for k, v in s["resolved"].items())]
+        if s.get("weights"):
+            parts += ["", "Weights (sha256, first 16 hex digits): "
+                      + "; ".join(f"`{k}` {v}" for k, v in s["weights"].items())]
         if self.unavailable:
             parts += ["", "Not run (unavailable here): " + "; ".join(f"{k}: {v}" for k, v in self.unavailable.items())]
         for m in self.metrics:

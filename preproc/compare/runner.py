@@ -29,6 +29,7 @@ from .variants import (
     candidate_unavailable,
     describe_candidates,
     parse_variants,
+    weights_identity,
 )
 
 logger = logging.getLogger(__name__)
@@ -137,6 +138,9 @@ def compare(
     resolved = describe_candidates(candidates, tk.preset, device)
     if resolved:  # part of the fingerprint: a new default backend must not reuse old results
         settings["resolved"] = resolved
+    weights = weights_identity(candidates, tk.preset, device, overrides)
+    if weights:  # ... nor new weights of the same backend
+        settings["weights"] = weights
     if out_dir is not None and not resume:
         for stale in (out_dir / "cache.jsonl", out_dir / "samples", out_dir / "report_files"):
             if stale.is_dir():

@@ -184,6 +184,43 @@ def describe_candidates(names: Sequence[str], preset: str, device: Any = None) -
     return out
 
 
+def weights_identity(names: Sequence[str], preset: str, device: Any = None,
+                     overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """``{candidate: sha256 prefix}`` of the weights file each candidate's backend loads here.
+
+    Part of the compare cache's fingerprint, so results of replaced weights (a new shipped
+    ``text-sr``, another ``model=`` file) are never mixed with those of the old ones.
+    Without ``model=``, only our shipped-weights backends (text-sr, face-sr...) are hashed;
+    candidates without a weights *file* (bicubic, cleanup, a hub id or folder) are left out.
+    """
+    import hashlib
+    from pathlib import Path
+
+    model = (overrides or {}).get("model")
+    out: dict[str, str] = {}
+    for name in names:
+        base = name.split("@", 1)[0]
+        if base == DEFAULT_CANDIDATE:
+            from ..enhance import Enhancer
+
+            base = Enhancer(preset, device=device, progress=False).backend_name()[0]
+        if base not in upscaler_names():
+            continue
+        cls = upscaler_class(base)
+        from ..upscalers.shipped import ShippedWeightsUpscaler
+
+        shipped = isinstance(cls, type) and issubclass(cls, ShippedWeightsUpscaler)
+        path = model if model is not None else (cls.default_weights() if shipped else None)
+        if path is None or not Path(str(path)).is_file():
+            continue
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        out[name] = h.hexdigest()[:16]
+    return out
+
+
 @dataclass(frozen=True)
 class Variant:
     """One report row's method: ``mode`` (single, guard, select, fuse...) over ``candidates``."""
