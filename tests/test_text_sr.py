@@ -1,5 +1,7 @@
 """The ``text-sr`` backend and the weights shipped in the package."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -31,10 +33,14 @@ def test_shipped_weights_record_how_they_were_trained():
     assert meta["format"] == "preproc-text-sr" and meta["channels"] == "1" and meta["scale"] == "4"
     assert "train-text-sr" in meta["command"] and int(meta["steps"]) > 0
     assert "mean" in meta["val_cer"]
-    # the shipped model: v2 data and the recognition loss, fine-tuned from text-sr-v1, checkpoint on selection lines
-    for opt in ("--data-version 2", "--recognizer-loss 0.1", "--init preproc/weights/text_sr_v1_x4.safetensors",
-                "--steps 1500", "--val-split selection"):
+    # the shipped model: the third round of CTC training through a Tesseract proxy (docs/text_sr.md,
+    # "The shipped model: recipe"), checkpoint picked on selection lines only
+    for opt in ("--data-version 2", "--recognizer-loss 0.3", "--init runs/text-sr4-proxy2/w.safetensors",
+                "--recognizer runs/text-proxy3-1000/proxy.safetensors", "--steps 1500", "--seed 8",
+                "--val-split selection"):
         assert opt in meta["command"], opt
+    recipe = (Path(__file__).resolve().parents[1] / "docs" / "text_sr.md").read_text()
+    assert "--out runs/text-sr5-proxy3/w.safetensors" in recipe  # the command that wrote it is documented
 
 
 def test_shipped_weights_upscale_x4_grey():
@@ -88,3 +94,14 @@ def test_text_sr_v1_stays_available_for_comparison():
     assert "train-text-sr" in meta["command"] and "--recognizer-loss" not in meta["command"]
     up = cls()
     assert up.model_id.startswith("text-sr-v1") and up.upscale(torch.rand(1, 3, 5, 7)).shape == (1, 3, 20, 28)
+
+
+def test_text_sr_v2_stays_available_for_comparison():
+    # the round-two model (CTC loss through our CRNN), replaced as the default by the proxy-trained one
+    assert "text-sr-v2" in upscaler_names()
+    cls = upscaler_class("text-sr-v2")
+    assert cls.is_available() and cls.default_weights() == text_sr.V2_WEIGHTS
+    meta = read_metadata(text_sr.V2_WEIGHTS)
+    assert "--recognizer-loss 0.1" in meta["command"] and "text_sr_v1_x4.safetensors" in meta["command"]
+    up = cls()
+    assert up.model_id.startswith("text-sr-v2") and up.upscale(torch.rand(1, 3, 5, 7)).shape == (1, 3, 20, 28)

@@ -20,6 +20,7 @@ _REGISTRY: dict[str, str] = {
     "text-sr": "preproc.upscalers.text_sr:TextSRUpscaler",
     "face-sr": "preproc.upscalers.face_sr:FaceSRUpscaler",
     "text-sr-v1": "preproc.upscalers.text_sr:TextSRV1Upscaler",
+    "text-sr-v2": "preproc.upscalers.text_sr:TextSRV2Upscaler",
 }
 
 

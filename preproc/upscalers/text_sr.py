@@ -3,13 +3,15 @@
 A grey SRVGGNetCompact (0.6 M parameters, fp16 file of ~1.2 MB) trained on synthetic
 text lines (``preproc train-text-sr``, docs/text_sr.md): the shipped model is the first
 one (``text-sr-v1``, pixel losses, from Real-ESRGAN animevideov3) fine-tuned on the v2
-line generator with a recognition (CTC) loss through a frozen CRNN of ours. It reads
+line generator with a recognition (CTC) loss through a frozen CRNN of ours (that is
+``text-sr-v2``), then twice more with the CTC loss of a *Tesseract proxy*: a CRNN fitted
+to Tesseract's own readings of the previous model's outputs. It reads
 the luma of the crop and writes dark text on a light background (contrast and polarity
 normalised for OCR), replicated to RGB. Tiling, batching and precision are
 :class:`~preproc.upscalers.realesrgan.SpandrelUpscaler`'s.
 
-``text-sr-v1`` keeps the first model available for comparison
-(``preproc/weights/text_sr_v1_x4.safetensors``). ``model=`` takes another text-sr
+``text-sr-v1`` and ``text-sr-v2`` keep the earlier models available for comparison
+(``preproc/weights/text_sr_v1_x4.safetensors``, ``text_sr_v2_x4.safetensors``). ``model=`` takes another text-sr
 weights file (from ``preproc train-text-sr --out``) or anything the Real-ESRGAN
 backends accept.
 """
@@ -26,6 +28,8 @@ from .shipped import ShippedWeightsUpscaler
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "text_sr_x4.safetensors"
 #: The first text-sr model (pixel losses only), kept for comparison as backend ``text-sr-v1``.
 V1_WEIGHTS = SHIPPED_WEIGHTS.with_name("text_sr_v1_x4.safetensors")
+#: The second (CTC loss through our CRNN, issue 10 round two), kept as backend ``text-sr-v2``.
+V2_WEIGHTS = SHIPPED_WEIGHTS.with_name("text_sr_v2_x4.safetensors")
 
 
 def shipped_weights() -> Path:
@@ -93,3 +97,10 @@ class TextSRV1Upscaler(TextSRUpscaler):
 
     name: ClassVar[str] = "text-sr-v1"
     _weights_constant: ClassVar[str] = "V1_WEIGHTS"
+
+
+class TextSRV2Upscaler(TextSRUpscaler):
+    """The second text-sr model (CTC loss through our CRNN, docs/text_sr.md), kept for comparison."""
+
+    name: ClassVar[str] = "text-sr-v2"
+    _weights_constant: ClassVar[str] = "V2_WEIGHTS"

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Reproduce the shipped text-sr weights (docs/text_sr.md, "The shipped model: recipe").
+#
+#   scripts/train_text_sr.sh            # stages 2-9, from the shipped text-sr-v1 file (~1 h on 2 cores)
+#   STAGE1=1 scripts/train_text_sr.sh   # also stage 1, text-sr-v1 itself (55 min, follows the clock:
+#                                       # reproducible only approximately, so it is off by default)
+#
+# Every stage after the first is deterministic for its seed and step count on a given machine
+# (bf16 autocast on the CPU; Tesseract's readings are deterministic). Outputs go to runs/;
+# the last stage's file is what ships as preproc/weights/text_sr_x4.safetensors.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
+P=".venv/bin/preproc -v"
+V1=preproc/weights/text_sr_v1_x4.safetensors
+V2=preproc/weights/text_sr_v2_x4.safetensors
+SR="--lr 1.5e-4 --steps 1500 --minutes 30 --data-version 2 --lr-heights 6,20 --val-every 500 --no-progress"
+
+if [ "${STAGE1:-0}" = 1 ]; then
+  $P train-text-sr --out runs/text-sr-main/w.safetensors --run-dir runs/text-sr-main --minutes 55 --seed 0 \
+      --val-every 1500 --no-progress
+  V1=runs/text-sr-main/w.safetensors
+fi
+# 2-3: the CRNN text prior and text-sr-v2 (CTC through it)
+$P train-text-recognizer --out runs/text-crnn-1500/crnn.safetensors --run-dir runs/text-crnn-1500 \
+    --steps 1500 --seed 0 --sr-weights "$V1"
+$P train-text-sr --out runs/text-sr2-1500/w.safetensors --run-dir runs/text-sr2-1500 --init "$V1" \
+    --lr 1.5e-4 --steps 1500 --minutes 22 --seed 1 --data-version 2 --lr-heights 6,20 \
+    --recognizer-loss 0.1 --recognizer runs/text-crnn-1500/crnn.safetensors --val-every 500 --no-progress
+if [ "${STAGE1:-0}" = 1 ]; then V2=runs/text-sr2-1500/w.safetensors; fi
+# 4-9: three rounds of (Tesseract proxy fitted to Tesseract's readings of the current model's
+# outputs, then the model trained with CTC through that proxy)
+$P train-text-recognizer --out runs/text-proxy-1500/proxy.safetensors --run-dir runs/text-proxy-1500 \
+    --steps 1500 --seed 3 --sr-weights "$V2" --sr-prob 0.7 --labels tesseract --init runs/text-crnn-1500/crnn.safetensors
+$P train-text-sr --out runs/text-sr3-proxy/w.safetensors --run-dir runs/text-sr3-proxy --init "$V2" --seed 4 $SR \
+    --recognizer-loss 0.3 --recognizer runs/text-proxy-1500/proxy.safetensors
+$P train-text-recognizer --out runs/text-proxy2-1000/proxy.safetensors --run-dir runs/text-proxy2-1000 \
+    --steps 1000 --seed 5 --sr-weights runs/text-sr3-proxy/w.safetensors --sr-prob 0.7 --labels tesseract \
+    --init runs/text-proxy-1500/proxy.safetensors
+$P train-text-sr --out runs/text-sr4-proxy2/w.safetensors --run-dir runs/text-sr4-proxy2 \
+    --init runs/text-sr3-proxy/w.safetensors --seed 6 $SR --recognizer-loss 0.3 --recognizer runs/text-proxy2-1000/proxy.safetensors
+$P train-text-recognizer --out runs/text-proxy3-1000/proxy.safetensors --run-dir runs/text-proxy3-1000 \
+    --steps 1000 --seed 7 --sr-weights runs/text-sr4-proxy2/w.safetensors --sr-prob 0.7 --labels tesseract \
+    --init runs/text-proxy2-1000/proxy.safetensors
+$P train-text-sr --out runs/text-sr5-proxy3/w.safetensors --run-dir runs/text-sr5-proxy3 \
+    --init runs/text-sr4-proxy2/w.safetensors --seed 8 $SR --recognizer-loss 0.3 --recognizer runs/text-proxy3-1000/proxy.safetensors
+echo "done: runs/text-sr5-proxy3/w.safetensors (compare its tensors with preproc/weights/text_sr_x4.safetensors)"
