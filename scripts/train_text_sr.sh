@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the shipped text-sr weights (docs/text_sr.md, "The shipped model: recipe").
 #
-#   scripts/train_text_sr.sh            # stages 2-9, from the shipped text-sr-v1 file (~1 h on 2 cores)
+#   scripts/train_text_sr.sh            # stages 2-11, from the shipped text-sr-v1 file (~1 h on 2 cores)
 #   STAGE1=1 scripts/train_text_sr.sh   # also stage 1, text-sr-v1 itself (55 min, follows the clock:
 #                                       # reproducible only approximately, so it is off by default)
 #
@@ -28,7 +28,7 @@ $P train-text-sr --out runs/text-sr2-1500/w.safetensors --run-dir runs/text-sr2-
     --lr 1.5e-4 --steps 1500 --minutes 22 --seed 1 --data-version 2 --lr-heights 6,20 \
     --recognizer-loss 0.1 --recognizer runs/text-crnn-1500/crnn.safetensors --val-every 500 --no-progress
 if [ "${STAGE1:-0}" = 1 ]; then V2=runs/text-sr2-1500/w.safetensors; fi
-# 4-9: three rounds of (Tesseract proxy fitted to Tesseract's readings of the current model's
+# 4-11: four rounds of (Tesseract proxy fitted to Tesseract's readings of the current model's
 # outputs, then the model trained with CTC through that proxy)
 $P train-text-recognizer --out runs/text-proxy-1500/proxy.safetensors --run-dir runs/text-proxy-1500 \
     --steps 1500 --seed 3 --sr-weights "$V2" --sr-prob 0.7 --labels tesseract --init runs/text-crnn-1500/crnn.safetensors
@@ -44,4 +44,11 @@ $P train-text-recognizer --out runs/text-proxy3-1000/proxy.safetensors --run-dir
     --init runs/text-proxy2-1000/proxy.safetensors
 $P train-text-sr --out runs/text-sr5-proxy3/w.safetensors --run-dir runs/text-sr5-proxy3 \
     --init runs/text-sr4-proxy2/w.safetensors --seed 8 $SR --recognizer-loss 0.3 --recognizer runs/text-proxy3-1000/proxy.safetensors
-echo "done: runs/text-sr5-proxy3/w.safetensors (compare its tensors with preproc/weights/text_sr_x4.safetensors)"
+# round 4: line heights up to 24 px (the gate hands the net crops of 20-24 px lines too)
+$P train-text-recognizer --out runs/text-proxy4-1000/proxy.safetensors --run-dir runs/text-proxy4-1000 \
+    --steps 1000 --seed 9 --sr-weights runs/text-sr5-proxy3/w.safetensors --sr-prob 0.7 --labels tesseract \
+    --init runs/text-proxy3-1000/proxy.safetensors
+$P train-text-sr --out runs/text-sr6-proxy4/w.safetensors --run-dir runs/text-sr6-proxy4 \
+    --init runs/text-sr5-proxy3/w.safetensors --seed 10 ${SR/6,20/6,24} --recognizer-loss 0.3 \
+    --recognizer runs/text-proxy4-1000/proxy.safetensors
+echo "done: runs/text-sr6-proxy4/w.safetensors (compare its tensors with preproc/weights/text_sr_x4.safetensors)"

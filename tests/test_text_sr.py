@@ -33,14 +33,15 @@ def test_shipped_weights_record_how_they_were_trained():
     assert meta["format"] == "preproc-text-sr" and meta["channels"] == "1" and meta["scale"] == "4"
     assert "train-text-sr" in meta["command"] and int(meta["steps"]) > 0
     assert "mean" in meta["val_cer"]
-    # the shipped model: the third round of CTC training through a Tesseract proxy (docs/text_sr.md,
+    # the shipped model: the fourth round of CTC training through a Tesseract proxy (docs/text_sr.md,
     # "The shipped model: recipe"), checkpoint picked on selection lines only
-    for opt in ("--data-version 2", "--recognizer-loss 0.3", "--init runs/text-sr4-proxy2/w.safetensors",
-                "--recognizer runs/text-proxy3-1000/proxy.safetensors", "--steps 1500", "--seed 8",
-                "--val-split selection"):
+    for opt in ("--data-version 2", "--lr-heights 6,24", "--recognizer-loss 0.3",
+                "--init runs/text-sr5-proxy3/w.safetensors", "--recognizer runs/text-proxy4-1000/proxy.safetensors",
+                "--steps 1500", "--seed 10", "--val-split selection"):
         assert opt in meta["command"], opt
-    recipe = (Path(__file__).resolve().parents[1] / "docs" / "text_sr.md").read_text()
-    assert "--out runs/text-sr5-proxy3/w.safetensors" in recipe  # the command that wrote it is documented
+    root = Path(__file__).resolve().parents[1]
+    for doc in ("docs/text_sr.md", "scripts/train_text_sr.sh"):  # the command that wrote it is documented
+        assert "--out runs/text-sr6-proxy4/w.safetensors" in (root / doc).read_text(), doc
 
 
 def test_shipped_weights_upscale_x4_grey():

@@ -4,7 +4,7 @@ A grey SRVGGNetCompact (0.6 M parameters, fp16 file of ~1.2 MB) trained on synth
 text lines (``preproc train-text-sr``, docs/text_sr.md): the shipped model is the first
 one (``text-sr-v1``, pixel losses, from Real-ESRGAN animevideov3) fine-tuned on the v2
 line generator with a recognition (CTC) loss through a frozen CRNN of ours (that is
-``text-sr-v2``), then twice more with the CTC loss of a *Tesseract proxy*: a CRNN fitted
+``text-sr-v2``), then four times more with the CTC loss of a *Tesseract proxy*: a CRNN fitted
 to Tesseract's own readings of the previous model's outputs. It reads
 the luma of the crop and writes dark text on a light background (contrast and polarity
 normalised for OCR), replicated to RGB. Tiling, batching and precision are
