@@ -75,6 +75,22 @@ def ink_mask(gray: np.ndarray) -> np.ndarray | None:
     return dark if dark.mean() <= 0.5 else ~dark
 
 
+def ink_bands(profile: np.ndarray) -> list[tuple[int, int]]:
+    """Runs ``[a, b)`` of inked rows of a row ``profile`` (ink pixels per row): rows with more
+    than 2 % of the peak row's ink (and more than one pixel)."""
+    inked = profile > max(1.0, 0.02 * float(profile.max(initial=0)))
+    edges = np.diff(np.concatenate([[0], inked.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
+def drop_specks(bands: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``bands`` without specks: those under 2 rows or a quarter of the tallest band."""
+    if not bands:
+        return []
+    tallest = max(b - a for a, b in bands)
+    return [(a, b) for a, b in bands if (b - a) >= max(2, 0.25 * tallest)]
+
+
 def estimate_x_height(image: np.ndarray) -> dict[str, Any] | None:
     """Estimate the text's x-height and line height in pixels of an ``(H, W, 3)`` crop.
 
@@ -87,22 +103,10 @@ def estimate_x_height(image: np.ndarray) -> dict[str, Any] | None:
     profile = mask.sum(axis=1).astype(np.float64)
     if profile.max() <= 0:
         return None
-    inked = profile > max(1.0, 0.02 * profile.max())
-    bands: list[tuple[int, int]] = []
-    start = None
-    for i, v in enumerate(inked):
-        if v and start is None:
-            start = i
-        elif not v and start is not None:
-            bands.append((start, i))
-            start = None
-    if start is not None:
-        bands.append((start, len(inked)))
+    bands = ink_bands(profile)
     if not bands:  # ink too sparse to form a row band (e.g. a single pixel per row)
         return None
-    # Drop specks: bands much thinner than the tallest one.
-    tallest = max(b - a for a, b in bands)
-    bands = [(a, b) for a, b in bands if (b - a) >= max(2, 0.25 * tallest)]
+    bands = drop_specks(bands)
     if not bands:  # only one-row specks: nothing to measure
         return None
     xs, ls = [], []

@@ -31,31 +31,18 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .gate import ink_mask
+from .gate import ink_bands, ink_mask
 from .io import to_gray
 
 
-def _bands(inked: np.ndarray) -> list[tuple[int, int]]:
-    """Runs ``[a, b)`` of True in a 1-D boolean array."""
-    padded = np.concatenate([[False], inked, [False]]).astype(np.int8)
-    d = np.diff(padded)
-    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
-
-
-def find_fragments(image: np.ndarray) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """The mask of neighbouring-line fragments of an ``(H, W, 3)`` or ``(H, W)`` float crop.
-
-    Returns ``(mask or None, info)``; ``info`` says what was found (``fragments``, and
-    ``reason`` when nothing is removed).
-    """
-    gray = to_gray(image) if image.ndim == 3 else image
-    ink = ink_mask(gray)
+def _find(gray: np.ndarray, ink: np.ndarray | None) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """:func:`find_fragments` on a grey image and its ink mask."""
     if ink is None:
         return None, {"fragments": 0, "reason": "no contrast"}
     profile = ink.sum(axis=1).astype(np.float64)
     if profile.max() <= 0:
         return None, {"fragments": 0, "reason": "no ink"}
-    bands = _bands(profile > max(1.0, 0.02 * profile.max()))
+    bands = ink_bands(profile)
     if not bands:
         return None, {"fragments": 0, "reason": "no ink band"}
     main = max(bands, key=lambda ab: profile[ab[0]:ab[1]].sum())
@@ -85,6 +72,16 @@ def find_fragments(image: np.ndarray) -> tuple[np.ndarray | None, dict[str, Any]
     return np.isin(labels, drop), {"fragments": len(drop)}
 
 
+def find_fragments(image: np.ndarray) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """The mask of neighbouring-line fragments of an ``(H, W, 3)`` or ``(H, W)`` float crop.
+
+    Returns ``(mask or None, info)``; ``info`` says what was found (``fragments``, and
+    ``reason`` when nothing is removed).
+    """
+    gray = to_gray(image) if image.ndim == 3 else image
+    return _find(gray, ink_mask(gray))
+
+
 def remove_fragments(image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     """``image`` with neighbouring-line fragments painted with the background level.
 
@@ -92,16 +89,15 @@ def remove_fragments(image: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
     non-ink pixels. Returns the image (the same object when nothing was removed) and the
     ``info`` of :func:`find_fragments`.
     """
-    mask, info = find_fragments(image)
-    if mask is None:
-        return image, info
     gray = to_gray(image)
     ink = ink_mask(gray)
-    background = np.median(image[~ink], axis=0) if ink is not None and (~ink).any() else np.ones(3, np.float32)
+    mask, info = _find(gray, ink)
+    if mask is None:
+        return image, info
+    background = np.median(image[~ink], axis=0) if (~ink).any() else np.ones(3, np.float32)
     # Grow the mask by one pixel: the anti-aliased rim of a stroke is below the threshold.
     grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    if ink is not None:
-        grown &= ~(ink & ~mask)  # never touch another component's ink
+    grown &= ~(ink & ~mask)  # never touch another component's ink
     out = image.copy()
     out[grown] = background
     return out, info

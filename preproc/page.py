@@ -65,7 +65,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import ConfigError, ImageTooLargeError
-from .gate import GateDecision, check_scale, ink_mask
+from .gate import GateDecision, check_scale, drop_specks, ink_bands, ink_mask
 from .io import DEFAULT_MAX_PIXELS, ImageLike, load_image, to_gray
 from .presets import Preset, get_preset
 
@@ -110,20 +110,6 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> flo
     return float(v[min(i, len(v) - 1)])
 
 
-def _bands(profile: np.ndarray) -> list[tuple[int, int]]:
-    """Runs of inked rows (the crop gate's rule), minus specks much thinner than the tallest."""
-    if profile.max() <= 0:
-        return []
-    inked = profile > max(1.0, 0.02 * profile.max())
-    edges = np.diff(np.concatenate([[0], inked.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    bands = list(zip(starts.tolist(), ends.tolist()))
-    if not bands:
-        return []
-    tallest = max(b - a for a, b in bands)
-    return [(a, b) for a, b in bands if (b - a) >= max(2, 0.25 * tallest)]
-
-
 def measure_text_size(image: np.ndarray) -> TextSize | None:
     """Measure the body text of an ``(H, W, 3)`` float page; None when nothing text-like is found."""
     mask = ink_mask(to_gray(image))
@@ -161,7 +147,7 @@ def measure_text_size(image: np.ndarray) -> TextSize | None:
     for sx, sy, sw, sh, _a in seg_stats[1:]:
         sub = text[sy:sy + sh, sx:sx + sw]
         profile = sub.sum(axis=1).astype(np.float64)
-        for a, b in _bands(profile):
+        for a, b in drop_specks(ink_bands(profile)):  # the crop gate's row bands
             p = profile[a:b]
             band_h = b - a
             if band_h < 0.5 * comp_h:  # a row of dashes, dots or cut-off strokes, not a text line
