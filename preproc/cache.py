@@ -6,11 +6,22 @@ Location, first match wins: ``$PREPROC_CACHE_DIR``, ``$XDG_CACHE_HOME/preproc``,
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def file_digest(*paths: str | os.PathLike) -> str:
+    """SHA-256 (hex) of the bytes of ``paths``, one after the other, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
 
 
 def cache_dir(*parts: str) -> Path:

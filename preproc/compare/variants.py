@@ -193,8 +193,9 @@ def weights_identity(names: Sequence[str], preset: str, device: Any = None,
     Without ``model=``, only our shipped-weights backends (text-sr, face-sr...) are hashed;
     candidates without a weights *file* (bicubic, cleanup, a hub id or folder) are left out.
     """
-    import hashlib
     from pathlib import Path
+
+    from ..cache import file_digest
 
     model = (overrides or {}).get("model")
     out: dict[str, str] = {}
@@ -213,11 +214,7 @@ def weights_identity(names: Sequence[str], preset: str, device: Any = None,
         path = model if model is not None else (cls.default_weights() if shipped else None)
         if path is None or not Path(str(path)).is_file():
             continue
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        out[name] = h.hexdigest()[:16]
+        out[name] = file_digest(path)[:16]
     return out
 
 

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
-from ..cache import atomic_target, cache_dir
+from ..cache import atomic_target, cache_dir, file_digest
 from ..errors import ConfigError, ModelUnavailableError, WeightsError
 from .base import RunInfo, SizeRequirements, Upscaler
 
@@ -128,15 +128,6 @@ def weights_available(name: str = "x4plus") -> bool:
     return True
 
 
-def _file_hash(*paths: Path) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:20]
-
-
 def load_ncnn_state_dict(
     param_path: str | os.PathLike, bin_path: str | os.PathLike | None = None, *, use_cache: bool = True
 ) -> dict[str, torch.Tensor]:
@@ -157,7 +148,7 @@ def load_ncnn_state_dict(
             raise ModelUnavailableError(f"ncnn {what} file not found: {str(p)!r}")
     if not use_cache:
         return ncnn_to_state_dict(param, binf)
-    key = _file_hash(param, binf)
+    key = file_digest(param, binf)[:20]
     cached = cache_dir(CACHE_SUBDIR) / f"{param.stem}-{key}.safetensors"
     if cached.is_file():
         try:
