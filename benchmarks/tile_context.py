@@ -20,26 +20,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 FACE = Path(__file__).resolve().parents[2] / "shared/datasets/faces-dev/images/lfw/Aaron_Peirsol/Aaron_Peirsol_0001.jpg"
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 
 def scene(w: int = 120, h: int = 90, seed: int = 0):
-    """The synthetic picture of tests/test_tile_context.py (text, outlines, mild noise)."""
-    import numpy as np
-    from PIL import Image, ImageDraw, ImageFont
+    """The synthetic picture of tests/test_tile_context.py (text, outlines, mild noise): that very function."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_tile_context import scene as test_scene
 
-    rng = np.random.default_rng(seed)
-    img = Image.new("RGB", (w, h), (200, 190, 170))
-    d = ImageDraw.Draw(img)
-    font = ImageFont.truetype(FONT, 14)
-    for _ in range(6):
-        x0, y0 = int(rng.integers(0, max(1, w - 30))), int(rng.integers(0, max(1, h - 30)))
-        d.ellipse([x0, y0, x0 + int(rng.integers(10, 40)), y0 + int(rng.integers(10, 40))],
-                  outline=tuple(int(v) for v in rng.integers(0, 255, 3)), width=2)
-    d.text((5, 10), "Tiles see", font=font, fill=(20, 20, 20))
-    d.text((8, 50), "context 48", font=font, fill=(120, 10, 10))
-    a = np.asarray(img, np.float32) / 255.0
-    return np.clip(a + rng.normal(0, 0.03, a.shape).astype(np.float32), 0, 1)
+    return test_scene(w, h, seed)
 
 
 def main(argv: list[str] | None = None) -> int:
