@@ -293,12 +293,9 @@ def train_recognizer(cfg: RecognizerConfig) -> dict[str, Any]:
         with torch.inference_mode(), autocast:
             return sr_net(lr).float().clamp(0, 1)
 
-    val_readings: list[str] = []
-
-    def val_tesseract() -> list[str]:
-        if not val_readings:
-            val_readings.extend(s for b in val for s in tesseract(sr(b[0])))
-        return val_readings
+    # Tesseract's readings of the fixed SR validation lines: what a proxy should reproduce
+    val_readings = ([s for b in val for s in tesseract(sr(b[0]))]
+                    if tesseract is not None and sr_net is not None else [])
 
     def validate() -> dict[str, float]:
         net.eval()
@@ -310,7 +307,7 @@ def train_recognizer(cfg: RecognizerConfig) -> dict[str, Any]:
                 hyps = [s for b in val for s in greedy_decode(net(sr(b[0])))]
                 out["cer_sr"] = char_error_rate(refs, hyps)
                 if tesseract is not None:  # how closely the proxy reads like Tesseract on SR outputs
-                    out["cer_sr_vs_tesseract"] = char_error_rate(val_tesseract(), hyps)
+                    out["cer_sr_vs_tesseract"] = char_error_rate(val_readings, hyps)
         net.train()
         return out
 
