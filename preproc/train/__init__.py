@@ -13,7 +13,9 @@ Small modules, one job each:
 * :mod:`.validate` - the selection/report split of the development set and Tesseract
   CER on a fixed subset of its selection lines;
 * :mod:`.paired` - paired CER comparison of two variants from compare caches;
-* :mod:`.loop` - the training loop with progress, checkpoints and validation;
+* :mod:`.steps` - the training loop both models share: LR schedule, progress, periodic
+  validation, best weights kept, checkpoints and ``log.jsonl``;
+* :mod:`.loop` - the text-sr training (its data, loss and CER validation) on that loop;
 * :mod:`.face_data`, :mod:`.face_loop` - the ``face-sr`` model: identity split, aligned HR
   faces, degraded batches, and its training with an identity loss through dlib's ResNet.
 """

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..devices import resolve_device
 from ..errors import ConfigError
@@ -48,8 +46,8 @@ from .face_data import (
     prepare_faces,
     warp_chips,
 )
-from .loop import _atomic_torch_save, check_run_settings, config_record, lr_at
-from .model import animevideov3_state_dict, build_net, load_weights, save_weights
+from .model import animevideov3_state_dict, build_net, load_weights
+from .steps import TrainRun, check_run_settings, config_record
 
 logger = logging.getLogger(__name__)
 
@@ -182,26 +180,12 @@ def train_face_sr(cfg: FaceTrainConfig) -> dict[str, Any]:
     embedder = load_dlib_resnet().to(device).eval()
     for p in embedder.parameters():
         p.requires_grad_(False)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    start, best, elapsed_before = 0, -math.inf, 0.0
-    ckpt = run_dir / "last.pt"
-    if cfg.resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["opt"])
-        start, best, elapsed_before = state["step"], state["best"], state.get("seconds", 0.0)
-        logger.info("resumed from %s at step %d (best val cosine %.4f)", ckpt, start, best)
+    run = TrainRun(cfg, net, device, t0, maximise=True, metric="val cosine", log=logger)
     validator = _Validator(val_faces, cfg.seed, embedder, device) if (cfg.val_every and val_faces is not None) else None
     if validator:
         logger.info("validation baseline (bicubic): %s", json.dumps(validator.baseline))
     batches = FaceBatches(train_faces, cfg.seed, cfg.batch_size, cfg.degradation)
-    total = cfg.steps if cfg.steps is not None else 10**9
-    budget = cfg.minutes * 60 if cfg.minutes is not None else None
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
-    log_path = run_dir / "log.jsonl"
-    bar = tqdm(total=cfg.steps, initial=start, desc="train face-sr", unit="step",
-               disable=None if cfg.progress is None else not cfg.progress)
-    meta_base = {
+    meta = {
         "format": FACE_SR_FORMAT,
         "command": cfg.command,
         "config": config_record(cfg),
@@ -211,82 +195,39 @@ def train_face_sr(cfg: FaceTrainConfig) -> dict[str, Any]:
         "data": str(cfg.data),
     }
     if validator:
-        meta_base["val_baseline_bicubic"] = validator.baseline
-    step, loss_avg, parts_avg, last_val = start, None, None, None
+        meta["val_baseline_bicubic"] = validator.baseline
 
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - t0
+    def loss_fn(batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        lr_b, hr_b, emb_b, grid_b, origin_b, region = batch
+        lr_b, hr_b, emb_b = lr_b.to(device), hr_b.to(device), emb_b.to(device)
+        grid_b, origin_b = grid_b.to(device), origin_b.to(device)
+        with run.autocast:
+            sr = net(lr_b)
+        sr = sr.float()
+        l1 = (sr - hr_b).abs().mean()
+        loss = l1
+        parts = {"l1": float(l1.detach())}
+        if cfg.id_weight or cfg.feat_weight:
+            chips = warp_chips(sr.clamp(0, 1), grid_b, origin_b, region)
+            with run.autocast:
+                e, feats = embedder.features(chips)
+            cos = F.cosine_similarity(e.float(), emb_b).mean()
+            parts["id"] = float(1 - cos.detach())
+            if cfg.id_weight:
+                loss = loss + cfg.id_weight * (1 - cos)
+            if cfg.feat_weight:
+                with torch.no_grad(), run.autocast:
+                    _, hr_feats = embedder.features(warp_chips(hr_b, grid_b, origin_b, region))
+                fm = sum((a.float() - b.float()).abs().mean() for a, b in zip(feats, hr_feats)) / len(feats)
+                parts["feat"] = float(fm.detach())
+                loss = loss + cfg.feat_weight * fm
+        return loss, parts
 
-    def checkpoint(final: bool) -> None:
-        nonlocal best, last_val
-        rec: dict[str, Any] = {"step": step, "seconds": round(elapsed(), 1), "loss": loss_avg, "parts": parts_avg,
-                               "lr": opt.param_groups[0]["lr"]}
-        if validator:
-            last_val = validator(net)
-            rec["val_cos"] = last_val
-            improved = last_val["mean"] > best
-        else:
-            improved = True
-        if improved:
-            best = last_val["mean"] if last_val else best
-            save_weights(net, cfg.out, {**meta_base, "steps": step, "seconds": round(elapsed(), 1),
-                                        "val_cos": last_val or {}})
-        rec["best"] = improved
-        _atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
-                            "seconds": elapsed()}, ckpt)
-        with open(log_path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
-        logger.info("step %d%s: %s", step, " (final)" if final else "", json.dumps(rec))
-
-    try:
-        for lr_b, hr_b, emb_b, grid_b, origin_b, region in batches.iterate(start, total):
-            progress = step / cfg.steps if cfg.steps is not None else elapsed() / budget
-            for g in opt.param_groups:
-                g["lr"] = lr_at(cfg, step, progress)
-            lr_b, hr_b, emb_b = lr_b.to(device), hr_b.to(device), emb_b.to(device)
-            grid_b, origin_b = grid_b.to(device), origin_b.to(device)
-            with autocast:
-                sr = net(lr_b)
-            sr = sr.float()
-            l1 = (sr - hr_b).abs().mean()
-            loss = l1
-            parts = {"l1": float(l1.detach())}
-            if cfg.id_weight or cfg.feat_weight:
-                chips = warp_chips(sr.clamp(0, 1), grid_b, origin_b, region)
-                with autocast:
-                    e, feats = embedder.features(chips)
-                cos = F.cosine_similarity(e.float(), emb_b).mean()
-                parts["id"] = float(1 - cos.detach())
-                if cfg.id_weight:
-                    loss = loss + cfg.id_weight * (1 - cos)
-                if cfg.feat_weight:
-                    with torch.no_grad(), autocast:
-                        _, hr_feats = embedder.features(warp_chips(hr_b, grid_b, origin_b, region))
-                    fm = sum((a.float() - b.float()).abs().mean() for a, b in zip(feats, hr_feats)) / len(feats)
-                    parts["feat"] = float(fm.detach())
-                    loss = loss + cfg.feat_weight * fm
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            lv = float(loss.detach())
-            loss_avg = lv if loss_avg is None else 0.95 * loss_avg + 0.05 * lv
-            parts_avg = parts if parts_avg is None else {k: 0.95 * parts_avg.get(k, v) + 0.05 * v for k, v in parts.items()}
-            bar.update(1)
-            if step % cfg.log_every == 0:
-                bar.set_postfix(loss=f"{loss_avg:.4f}")
-                logger.info("step %d loss %.4f %s lr %.2e %.2f steps/s", step, loss_avg,
-                            {k: round(v, 4) for k, v in parts_avg.items()}, opt.param_groups[0]["lr"],
-                            (step - start) / max(time.perf_counter() - t0, 1e-9))
-            if budget is not None and elapsed() >= budget:
-                logger.info("time budget of %.1f min reached at step %d", cfg.minutes, step)
-                break
-            if cfg.val_every and step % cfg.val_every == 0 and (cfg.steps is None or step < cfg.steps):
-                checkpoint(final=False)
-        checkpoint(final=True)
-    finally:
-        bar.close()
-    return {"steps": step, "seconds": round(elapsed(), 1), "best_val_cos": best if validator else None,
-            "last_val": last_val, "val_baseline_bicubic": validator.baseline if validator else None,
+    run.run(batches.iterate(run.start, run.total), loss_fn, desc="train face-sr", ema=0.05,
+            validate=(lambda: validator(net)) if validator else None, val_key="val_cos", meta=meta,
+            fields=lambda loss, parts, lr: {"loss": loss, "parts": parts, "lr": lr},
+            line=lambda parts: f" {({k: round(v, 4) for k, v in parts.items()})}")
+    return {"steps": run.step, "seconds": round(run.elapsed(), 1), "best_val_cos": run.best if validator else None,
+            "last_val": run.last_val, "val_baseline_bicubic": validator.baseline if validator else None,
             "train_faces": len(train_faces.ids), "val_faces": 0 if val_faces is None else len(val_faces.ids),
             "split": split.rule, "out": str(cfg.out)}
