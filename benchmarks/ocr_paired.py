@@ -45,16 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", required=True, help="A:B,C:D (variant names; the last ':' splits)")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args(argv)
-    rep = json.loads((args.run / "report.json").read_text())
-    s = rep["settings"]
+    cache, s = ResultCache.of_run(args.run)
     tk = _task(s)
-    from preproc.compare.cache import fingerprint
-
-    fp_settings = {k: s[k] for k in ("task", "task_options", "dataset", "overrides", "dtype")}
-    for key in ("resolved", "weights"):
-        if key in s:
-            fp_settings[key] = s[key]
-    cache = ResultCache(args.run / "cache.jsonl", fingerprint(fp_settings))
     variants = {v.name: v for v in parse_variants(s["variants"], "ocr", tk.modes, tk.default_candidates,
                                                        tk.mode_candidates)}
     from preproc.compare.task import spread

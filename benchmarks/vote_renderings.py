@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
+from preproc.compare.cache import ResultCache
+from preproc.gate import otsu_threshold
 from preproc.metrics import normalize_text, score_line
 from preproc.vote import vote
 
@@ -49,13 +51,11 @@ def resize(img: Image.Image, f: float) -> Image.Image:
 
 
 def otsu(img: Image.Image) -> Image.Image:
-    """Global Otsu threshold of the grey image, back as RGB."""
+    """The grey image binarised at the gate's Otsu bin (:func:`preproc.gate.otsu_threshold`,
+    256 bins): grey levels above the bin are paper, the bin and below ink. Back as RGB."""
     g = np.asarray(img.convert("L"), dtype=np.uint8)
-    p = np.bincount(g.ravel(), minlength=256).astype(float)
-    p /= p.sum()
-    w0, mu = np.cumsum(p), np.cumsum(p * np.arange(256))
-    between = (mu[-1] * w0 - mu) ** 2 / (w0 * (1 - w0) + 1e-12)
-    return Image.fromarray(np.where(g > int(np.argmax(between)), 255, 0).astype(np.uint8)).convert("RGB")
+    level = int(otsu_threshold(g / 255.0) * 256)  # the bin's centre -> its grey level
+    return Image.fromarray(np.where(g > level, 255, 0).astype(np.uint8)).convert("RGB")
 
 
 def shift_half_pixel(img: Image.Image) -> Image.Image:
@@ -94,13 +94,13 @@ def read_all(dataset: Path, split: str, settings: list[tuple[int, int | None]], 
 
 
 def base_readings(folder: Path) -> dict[tuple, dict[str, Any]]:
-    """``{(id, size, q): {candidate: recognition}}`` from a compare folder's cache."""
+    """``{(id, size, q): {candidate: recognition}}`` of the :data:`BASE` candidates in a finished
+    compare run's cache (its own fingerprint's lines only)."""
+    cache, _ = ResultCache.of_run(folder)
     out: dict[tuple, dict[str, Any]] = collections.defaultdict(dict)
-    for line in (folder / "cache.jsonl").read_text().splitlines():
-        d = json.loads(line)
-        sid, size, q, cand = d["key"]
-        if d.get("rec") and cand in BASE:
-            out[(sid, size, q)][cand] = d["rec"]
+    for (sid, size, q, cand), entry in cache.entries.items():
+        if entry.get("rec") and cand in BASE:
+            out[(sid, size, q)][cand] = entry["rec"]
     return out
 
 

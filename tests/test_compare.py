@@ -152,6 +152,24 @@ def test_rerun_resumes_from_the_cache(ocr_run, tmp_path):
     assert [r["cer"] for r in again.rows] == [r["cer"] for r in report.rows]
 
 
+def test_result_cache_of_a_finished_run_holds_its_own_lines_only(ocr_run, tmp_path):
+    from preproc.compare.cache import ResultCache
+
+    _, out = ocr_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    lines = (run / "cache.jsonl").read_text().splitlines()
+    own = {tuple(o["key"]): o["rec"] for o in map(json.loads, lines)}
+    foreign = json.loads(lines[0])
+    foreign["fp"], foreign["rec"] = "0" * 16, {"text": "from another run"}
+    (run / "cache.jsonl").write_text("\n".join([*lines, json.dumps(foreign)]) + "\n")
+    cache, settings = ResultCache.of_run(run)
+    assert settings == json.loads((out / "report.json").read_text())["settings"]
+    assert {k: v["rec"] for k, v in cache.entries.items()} == own  # the foreign line is not read
+    with pytest.raises(DatasetError, match="report.json"):
+        ResultCache.of_run(tmp_path / "nothing-here")
+
+
 def test_interrupted_cache_line_is_ignored(tmp_path):
     out = tmp_path / "o"
     preproc.compare(SAMPLE, variants=["none"], sizes=[10], limit=2, out=out, progress=False)

@@ -18,6 +18,10 @@ logger = logging.getLogger(__name__)
 
 CacheKey = tuple[str, int, int | None, str]
 
+#: The keys of a run's settings that its cache fingerprint covers (``preproc.compare`` hashes
+#: exactly these; ``resolved`` and ``weights`` only when the run had them).
+FINGERPRINT_KEYS = ("task", "task_options", "dataset", "overrides", "dtype", "resolved", "weights")
+
 
 def fingerprint(settings: dict[str, Any]) -> str:
     """A short hash of JSON-able ``settings``."""
@@ -62,6 +66,20 @@ class ResultCache:
                 self.entries[(sid, int(size), jpeg, cand)] = {k: obj.get(k) for k in ("rec", "error", "seconds")}
         if self.entries:
             logger.info("resuming: %d cached results in %s", len(self.entries), self.path)
+
+    @classmethod
+    def of_run(cls, out_dir: str | os.PathLike) -> tuple[ResultCache, dict[str, Any]]:
+        """The cache of a finished ``preproc compare --out out_dir`` run, read-only use, and the
+        run's settings (``report.json``): only the lines of that run's fingerprint count."""
+        from ..errors import DatasetError
+
+        out = Path(out_dir)
+        report = out / "report.json"
+        if not report.is_file():
+            raise DatasetError(f"{str(report)!r} not found; expected the folder of a finished `preproc compare` run")
+        settings = json.loads(report.read_text(encoding="utf-8"))["settings"]
+        fp = fingerprint({k: settings[k] for k in FINGERPRINT_KEYS if k in settings})
+        return cls(out / "cache.jsonl", fp), settings
 
     def __contains__(self, key: CacheKey) -> bool:
         return key in self.entries
