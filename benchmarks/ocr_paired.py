@@ -8,6 +8,12 @@ resampled, 2000 draws, seed 0) and how many lines A made better / worse.
 
     .venv/bin/python benchmarks/ocr_paired.py /tmp/ocrx/dev-tess \\
         --pairs vote:text-sr/text-sr@2/bicubic/none:none,text-sr:none --markdown
+
+``--b-run OTHER`` reads every B variant from another finished run over the same lines
+(same dataset, split and limit), e.g. the same variant with other weights (``--set model=``):
+
+    .venv/bin/python benchmarks/ocr_paired.py runs/new-model-selection --b-run runs/old-model-selection \\
+        --pairs text-sr:text-sr
 """
 
 from __future__ import annotations
@@ -39,16 +45,39 @@ def _task(settings: dict):
     return tk
 
 
+def _variants(run: Path, settings: dict, tk) -> dict:
+    """The run's variants as it computed them: from the candidates its report rows record
+    (a bare ``vote`` of an older run keeps the candidate set of then), else parsed by name."""
+    from preproc.compare.variants import Variant
+
+    rows = json.loads((run / "report.json").read_text(encoding="utf-8")).get("rows", [])
+    parsed = {v.name: v for v in parse_variants(settings["variants"], "ocr", tk.modes, tk.default_candidates,
+                                                tk.mode_candidates)}
+    for r in rows:
+        if "candidates" in r and "mode" in r:
+            parsed[r["variant"]] = Variant(r["variant"], r["mode"], tuple(r["candidates"]))
+    return parsed
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("--pairs", required=True, help="A:B,C:D (variant names; the last ':' splits)")
+    ap.add_argument("--b-run", type=Path, default=None,
+                    help="read the B variants from this other finished run over the same lines")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args(argv)
     cache, s = ResultCache.of_run(args.run)
     tk = _task(s)
-    variants = {v.name: v for v in parse_variants(s["variants"], "ocr", tk.modes, tk.default_candidates,
-                                                       tk.mode_candidates)}
+    variants = _variants(args.run, s, tk)
+    cache_b, tk_b, variants_b = cache, tk, variants
+    if args.b_run is not None:
+        cache_b, sb = ResultCache.of_run(args.b_run)
+        same = ("dataset", "limit")
+        if any(sb[k] != s[k] for k in same) or sb["task_options"].get("split") != s["task_options"].get("split"):
+            raise SystemExit(f"{args.b_run} is not over the same lines as {args.run} (dataset, split, limit differ)")
+        tk_b = _task(sb)
+        variants_b = _variants(args.b_run, sb, tk_b)
     from preproc.compare.task import spread
     from preproc.train.validate import select_split
 
@@ -66,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 ea, eb, nch, better, worse = [], [], [], 0, 0
                 for r in records:
                     ra = combine_sample(tk, variants[a], r.id, size, q, cache)
-                    rb = combine_sample(tk, variants[b], r.id, size, q, cache)
+                    rb = combine_sample(tk_b, variants_b[b], r.id, size, q, cache_b)
                     if isinstance(ra, str) or isinstance(rb, str):
                         continue
                     cs = bool(r.get("case_sensitive", True))
@@ -78,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                     better += la.char_edits < lb.char_edits
                     worse += la.char_edits > lb.char_edits
                 if not ea:
+                    print(f"{a} vs {b}, {size} px, jpeg {q}: no line has both readings", file=sys.stderr)
                     continue
                 ea_, eb_, n_ = np.array(ea), np.array(eb), np.array(nch)
                 ratio = ea_.sum() / max(eb_.sum(), 1)
@@ -94,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                                              "cer_b": cb, "ratio": ratio, "ci95": [lo, hi], "better": better,
                                              "worse": worse}))
     cache.close()
+    cache_b.close()
     print("\n".join(lines))
     return 0
 

@@ -14,7 +14,8 @@ and the *oracle* (the best reading per line, a bound no per-line choice can beat
         --split selection --settings 8:75,10:75 --out runs/vote-renderings.jsonl
 
 ``--base`` names a finished compare folder of the same split whose cache holds the other
-vote candidates (``text-sr-v2``, ``text-sr@2``, ``none``); without it only the
+vote candidates of round four (``text-sr-v2``, ``text-sr@2``, ``none``; the shipped set now
+has ``text-sr-v3`` in place of ``text-sr-v2``); without it only the
 renderings are compared. Readings are written to ``--out`` (one JSON line per line and
 setting), so the table can be recomputed with ``--from-readings``.
 """

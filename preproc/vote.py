@@ -40,12 +40,13 @@ logger = logging.getLogger(__name__)
 
 EPS = ""
 #: What :func:`read_voted` reads when no candidates are given: the OCR default (text-sr at
-#: the gate's scale), the previous text-sr model at the gate's scale (a second, differently
-#: trained opinion), text-sr at x2 and the crop as it is. Picked among candidate sets on the
-#: 291 selection lines (lowest mean CER at 8-24 px, lossless and JPEG 75; docs/results.md,
-#: "Vote with a second model"); the earlier set, fitted on rendered lines, had bicubic in
-#: place of text-sr-v2.
-DEFAULT_CANDIDATES: tuple[str, ...] = ("default", "text-sr-v2", "text-sr@2", "none")
+#: the gate's scale), the previous text-sr model at the gate's scale (a second opinion:
+#: the same round trained 1,500 steps instead of 6,000), text-sr at x2 and the crop as it
+#: is. Picked among candidate sets on the 291 selection lines (lowest mean CER at 8-24 px,
+#: lossless and JPEG 75; docs/results.md, "Vote with a second model" and "Round five");
+#: the set fitted on rendered lines had bicubic in place of the second model, the set of
+#: round three text-sr-v2.
+DEFAULT_CANDIDATES: tuple[str, ...] = ("default", "text-sr-v3", "text-sr@2", "none")
 
 
 @dataclass(frozen=True)
@@ -369,7 +370,7 @@ def read_voted(
 
     Example::
 
-        r = preproc.read_voted(crop)                  # text-sr, text-sr-v2, text-sr@2, crop
+        r = preproc.read_voted(crop)                  # text-sr, text-sr-v3, text-sr@2, crop
         r.text, r.confidence, r.readings              # readings: name, text, confidence, seconds
     """
     from .compare.variants import candidate_fn, candidate_unavailable

@@ -48,7 +48,9 @@ $P train-text-sr --out runs/text-sr5-proxy3/w.safetensors --run-dir runs/text-sr
 $P train-text-recognizer --out runs/text-proxy4-1000/proxy.safetensors --run-dir runs/text-proxy4-1000 \
     --steps 1000 --seed 9 --sr-weights runs/text-sr5-proxy3/w.safetensors --sr-prob 0.7 --labels tesseract \
     --init runs/text-proxy3-1000/proxy.safetensors
-$P train-text-sr --out runs/text-sr6-proxy4/w.safetensors --run-dir runs/text-sr6-proxy4 \
-    --init runs/text-sr5-proxy3/w.safetensors --seed 10 ${SR/6,20/6,24} --recognizer-loss 0.3 \
-    --recognizer runs/text-proxy4-1000/proxy.safetensors
-echo "done: runs/text-sr6-proxy4/w.safetensors (compare its tensors with preproc/weights/text_sr_x4.safetensors)"
+# text-sr-v3 was this stage in 1,500 steps (runs/text-sr6-proxy4); the shipped model runs it for 6,000
+$P train-text-sr --out runs/text-sr6-long6000/w.safetensors --run-dir runs/text-sr6-long6000 \
+    --init runs/text-sr5-proxy3/w.safetensors --lr 1.5e-4 --steps 6000 --minutes 60 --seed 10 \
+    --data-version 2 --lr-heights 6,24 --recognizer-loss 0.3 --recognizer runs/text-proxy4-1000/proxy.safetensors \
+    --val-every 1000 --no-progress
+echo "done: runs/text-sr6-long6000/w.safetensors (compare its tensors with preproc/weights/text_sr_x4.safetensors)"

@@ -33,15 +33,15 @@ def test_shipped_weights_record_how_they_were_trained():
     assert meta["format"] == "preproc-text-sr" and meta["channels"] == "1" and meta["scale"] == "4"
     assert "train-text-sr" in meta["command"] and int(meta["steps"]) > 0
     assert "mean" in meta["val_cer"]
-    # the shipped model: the fourth round of CTC training through a Tesseract proxy (docs/text_sr.md,
-    # "The shipped model: recipe"), checkpoint picked on selection lines only
+    # the shipped model: the fourth round of CTC training through a Tesseract proxy, for 6,000 steps
+    # (docs/text_sr.md, "The shipped model: recipe"), checkpoint picked on selection lines only
     for opt in ("--data-version 2", "--lr-heights 6,24", "--recognizer-loss 0.3",
                 "--init runs/text-sr5-proxy3/w.safetensors", "--recognizer runs/text-proxy4-1000/proxy.safetensors",
-                "--steps 1500", "--seed 10", "--val-split selection"):
+                "--steps 6000", "--seed 10", "--val-split selection"):
         assert opt in meta["command"], opt
     root = Path(__file__).resolve().parents[1]
     for doc in ("docs/text_sr.md", "scripts/train_text_sr.sh"):  # the command that wrote it is documented
-        assert "--out runs/text-sr6-proxy4/w.safetensors" in (root / doc).read_text(), doc
+        assert "--out runs/text-sr6-long6000/w.safetensors" in (root / doc).read_text(), doc
 
 
 def test_shipped_weights_upscale_x4_grey():
@@ -95,6 +95,17 @@ def test_text_sr_v1_stays_available_for_comparison():
     assert "train-text-sr" in meta["command"] and "--recognizer-loss" not in meta["command"]
     up = cls()
     assert up.model_id.startswith("text-sr-v1") and up.upscale(torch.rand(1, 3, 5, 7)).shape == (1, 3, 20, 28)
+
+
+def test_text_sr_v3_stays_available_for_comparison():
+    # round four in 1,500 steps, the default before the same round ran for 6,000
+    cls = upscaler_class("text-sr-v3")
+    assert cls.is_available() and cls.default_weights() == text_sr.V3_WEIGHTS
+    meta = read_metadata(text_sr.V3_WEIGHTS)
+    assert "--steps 1500" in meta["command"] and "--recognizer runs/text-proxy4-1000/proxy.safetensors" in meta["command"]
+    assert meta["sha256"] != read_metadata(text_sr.SHIPPED_WEIGHTS)["sha256"]
+    up = cls()
+    assert up.model_id.startswith("text-sr-v3") and up.upscale(torch.rand(1, 3, 5, 7)).shape == (1, 3, 20, 28)
 
 
 def test_text_sr_v2_stays_available_for_comparison():

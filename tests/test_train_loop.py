@@ -14,6 +14,7 @@ from preproc.train.loop import TrainConfig, lr_at, train
 from preproc.train.loss import text_sr_loss
 from preproc.train.model import (
     build_net,
+    deepen_net,
     init_net,
     load_weights,
     read_metadata,
@@ -135,6 +136,36 @@ def test_resume_continues_from_the_checkpoint(tmp_path):
     assert s["steps"] == 4
     log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [2, 4]
+
+
+def test_deepened_net_computes_what_the_shallow_one_did_and_then_trains(tmp_path):
+    torch.manual_seed(3)
+    shallow = build_net(8, 2)
+    with torch.no_grad():
+        for m in shallow.modules():
+            if isinstance(m, torch.nn.PReLU):
+                m.weight.uniform_(-0.5, 0.5)  # not the default slope, so the copy is tested
+    deep = deepen_net(shallow, 5)
+    assert deep.num_conv == 5 and sum(isinstance(m, torch.nn.Conv2d) for m in deep.modules()) == 7
+    x = torch.rand(2, 1, 9, 23)
+    with torch.no_grad():
+        assert torch.allclose(deep(x), shallow(x), atol=1e-6)
+    with pytest.raises(WeightsError, match="at least 5"):
+        deepen_net(deep, 3)
+    src = save_weights(shallow, tmp_path / "shallow.safetensors")
+    assert init_net(str(src)).num_conv == 2  # None: the file's own depth
+    with torch.no_grad():
+        assert torch.allclose(init_net(str(src), num_conv=4)(x), load_weights(src)(x), atol=1e-6)
+    s = train(_tiny_cfg(tmp_path / "t", init=str(src), num_conv=4))
+    trained = load_weights(s["out"])
+    assert trained.num_conv == 4
+    assert "--num-conv" not in read_metadata(s["out"]).get("command", "")  # TrainConfig, not the CLI
+    rc = main(["train-text-sr", "--out", str(tmp_path / "cli.safetensors"), "--steps", "1", "--val-dataset", "",
+               "--workers", "0", "--init", str(src), "--num-conv", "3", "--batch-size", "2", "--amp", "none",
+               "--run-dir", str(tmp_path / "r"), "--no-progress"])
+    assert rc == 0
+    meta = read_metadata(tmp_path / "cli.safetensors")
+    assert meta["num_conv"] == "3" and "--num-conv 3" in meta["command"]
 
 
 def test_cli_smoke(tmp_path, capsys):

@@ -44,3 +44,18 @@ def test_cli_and_missing_cache(tmp_path, capsys):
     assert main(["only-one"]) == 2
     with pytest.raises(DatasetError, match="cache.jsonl"):
         read_cache(tmp_path / "nowhere", "a")
+
+
+def test_a_finished_run_reads_only_its_own_fingerprint_and_a_mixed_unfinished_cache_is_refused(tmp_path):
+    from preproc.compare.cache import FINGERPRINT_KEYS, fingerprint
+
+    ds, out = _setup(tmp_path)
+    settings = {"task": "ocr", "task_options": {"split": "all"}, "dataset": str(ds), "overrides": {}, "dtype": "None"}
+    fp = fingerprint({k: settings[k] for k in FINGERPRINT_KEYS if k in settings})
+    own = {"fp": fp, "key": ["l1", 10, 75, "a"], "rec": {"text": "own"}, "error": None, "seconds": 0.1}
+    with open(out / "cache.jsonl", "a") as f:
+        f.write("\n" + json.dumps(own) + "\n")
+    with pytest.raises(DatasetError, match="2 different compare settings"):
+        read_cache(out, "a")  # no report.json: "f" and fp are mixed
+    (out / "report.json").write_text(json.dumps({"settings": settings, "rows": []}))
+    assert read_cache(out, "a") == {("l1", 10, 75): "own"}  # the foreign "f" lines are not read

@@ -20,6 +20,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the init (default 0)")
     p.add_argument("--run-dir", default=None, help="checkpoints and log.jsonl (default: runs/text-sr-<seed>)")
     p.add_argument("--init", default="animevideov3", help="animevideov3, random, or a text-sr weights file")
+    p.add_argument("--num-conv", type=int, default=None,
+                   help="body convolutions (default 16, or the --init file's; more deepens that file by identity blocks)")
     p.add_argument("--lr", type=float, default=4e-4, help="peak learning rate (Adam, cosine decay)")
     p.add_argument("--batch-size", type=int, default=16, help="patches per step")
     p.add_argument("--edge-weight", type=float, default=0.5, help="weight of the image-gradient L1 term")
@@ -43,7 +45,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-_OPTIONS = ("out", "minutes", "steps", "seed", "run_dir", "init", "lr", "batch_size", "edge_weight", "device",
+_OPTIONS = ("out", "minutes", "steps", "seed", "run_dir", "init", "num_conv", "lr", "batch_size", "edge_weight", "device",
             "amp", "workers", "val_dataset", "val_every", "val_lines", "data_version", "lr_heights", "recognizer_loss", "recognizer",
             "val_split")
 
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     minutes = args.minutes if (args.minutes is not None or args.steps is not None) else 30.0
     cfg = TrainConfig(
         out=args.out, run_dir=args.run_dir or f"runs/text-sr-{args.seed}", seed=args.seed, steps=args.steps,
-        minutes=minutes, lr=args.lr, edge_weight=args.edge_weight, init=args.init, device=args.device,
+        minutes=minutes, lr=args.lr, edge_weight=args.edge_weight, init=args.init, num_conv=args.num_conv, device=args.device,
         amp=args.amp, workers=args.workers, val_every=args.val_every if args.val_dataset else 0,
         val_dataset=args.val_dataset or None, val_lines=args.val_lines, resume=args.resume,
         progress=False if args.no_progress else None,

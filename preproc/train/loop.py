@@ -49,7 +49,8 @@ class TrainConfig:
     edge_weight: float = 0.5
     init: str = "animevideov3"
     num_feat: int = 64
-    num_conv: int = 16
+    #: Body convolutions; None: 16, or as many as the ``init`` file has (more deepens it).
+    num_conv: int | None = None
     device: str | None = None
     #: Mixed precision: "bf16" (CPU with AMX, CUDA) or "none".
     amp: str = "bf16"

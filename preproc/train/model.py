@@ -70,17 +70,55 @@ def rgb_to_grey_state_dict(sd: dict[str, torch.Tensor], scale: int = 4) -> dict[
     return out
 
 
-def init_net(init: str = "animevideov3", num_feat: int = 64, num_conv: int = 16) -> Compact:
-    """A grey x4 net initialised from ``"animevideov3"``, ``"random"`` or a weights file path."""
+def deepen_net(net: Compact, num_conv: int) -> Compact:
+    """``net`` with identity blocks added before its last convolution, up to ``num_conv`` body convs.
+
+    Each new block is a 3x3 convolution whose kernel is the identity (a centred 1 per
+    channel, no bias) followed by a PReLU of slope 1, so the deeper net computes exactly
+    what ``net`` does; training then uses the added depth (Net2DeeperNet, Chen et al.,
+    ICLR 2016). Every block runs at input resolution: the cost per pixel grows with
+    ``num_conv + 2``, and so does the receptive field (one pixel per side per block).
+    """
+    if num_conv < net.num_conv:
+        raise WeightsError(f"cannot deepen a net of {net.num_conv} convs to {num_conv}; give at least {net.num_conv}")
+    deep = build_net(net.num_feat, num_conv, net.upscale, net.num_in_ch)
+    old, new = list(net.body), list(deep.body)
+    keep = len(old) - 1  # first conv + activation, the body pairs; the last conv goes last
+    with torch.no_grad():
+        for src, dst in zip(old[:keep], new[:keep]):
+            dst.load_state_dict(src.state_dict())
+        for layer in new[keep:-1]:
+            if isinstance(layer, torch.nn.Conv2d):
+                layer.weight.zero_()
+                layer.bias.zero_()
+                for c in range(net.num_feat):
+                    layer.weight[c, c, 1, 1] = 1.0
+            else:  # PReLU of slope 1: the identity
+                layer.weight.fill_(1.0)
+        new[-1].load_state_dict(old[-1].state_dict())
+    return deep
+
+
+def init_net(init: str = "animevideov3", num_feat: int = 64, num_conv: int | None = None) -> Compact:
+    """A grey x4 net initialised from ``"animevideov3"``, ``"random"`` or a weights file path.
+
+    ``num_conv`` None: 16, or what the weights file has. A file with fewer body convs than
+    ``num_conv`` is deepened by identity blocks (:func:`deepen_net`); a file's ``num_feat``
+    is its own.
+    """
     if init == "random":
-        return build_net(num_feat, num_conv)
+        return build_net(num_feat, 16 if num_conv is None else num_conv)
     if init == "animevideov3":
-        if (num_feat, num_conv) != (64, 16):
+        if (num_feat, num_conv or 16) != (64, 16):
             raise WeightsError(f"animevideov3 is 64 features x 16 convs; got {num_feat} x {num_conv}; use init='random'")
         net = build_net(64, 16)
         net.load_state_dict(rgb_to_grey_state_dict(animevideov3_state_dict()))
         return net
-    return load_weights(init)
+    net = load_weights(init)
+    if num_conv is not None and num_conv != net.num_conv:
+        logger.info("deepening %s from %d to %d body convs (identity blocks)", init, net.num_conv, num_conv)
+        net = deepen_net(net, num_conv).eval()
+    return net
 
 
 def save_weights(net: Compact, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:

@@ -42,11 +42,25 @@ class PairedRow:
 
 def read_cache(out_dir: str | Path, variant: str) -> dict[tuple[str, int, int | None], str]:
     """``(id, size, jpeg) -> text`` of ``variant`` in the compare cache of ``out_dir`` (errors left out;
-    the last entry of a key wins)."""
-    path = Path(out_dir) / "cache.jsonl"
+    the last entry of a key wins).
+
+    A finished run (``report.json`` present) counts only the lines of its own settings'
+    fingerprint (:meth:`~preproc.compare.cache.ResultCache.of_run`): a cache that earlier runs
+    with other settings appended to is not mixed in. An interrupted run (no ``report.json``)
+    has to hold one fingerprint for ``variant``; with more it raises a DatasetError.
+    """
+    from ..compare.cache import ResultCache
+
+    out_dir = Path(out_dir)
+    path = out_dir / "cache.jsonl"
     if not path.is_file():
         raise DatasetError(f"{str(path)!r} not found; expected the cache of a `preproc compare --out {out_dir}` run")
+    if (out_dir / "report.json").is_file():
+        cache, _ = ResultCache.of_run(out_dir)
+        return {(sid, size, jpeg): str(e["rec"].get("text", "")) for (sid, size, jpeg, cand), e in cache.entries.items()
+                if cand == variant and e.get("error") is None and e.get("rec") is not None}
     out: dict[tuple[str, int, int | None], str] = {}
+    fps: set[str] = set()
     with open(path, encoding="utf-8") as f:
         for line in f:
             try:
@@ -55,7 +69,12 @@ def read_cache(out_dir: str | Path, variant: str) -> dict[tuple[str, int, int | 
                 continue
             sid, size, jpeg, cand = obj["key"]
             if cand == variant and obj.get("error") is None and obj.get("rec") is not None:
+                fps.add(str(obj.get("fp")))
                 out[(sid, int(size), jpeg)] = str(obj["rec"].get("text", ""))
+    if len(fps) > 1:
+        raise DatasetError(f"{str(path)!r} holds {variant!r} results of {len(fps)} different compare settings and "
+                           "the run has no report.json to say which are its own; finish the run (rerun the same "
+                           "`preproc compare` command, it resumes) or give each setting its own --out")
     return out
 
 

@@ -21,6 +21,7 @@ _REGISTRY: dict[str, str] = {
     "face-sr": "preproc.upscalers.face_sr:FaceSRUpscaler",
     "text-sr-v1": "preproc.upscalers.text_sr:TextSRV1Upscaler",
     "text-sr-v2": "preproc.upscalers.text_sr:TextSRV2Upscaler",
+    "text-sr-v3": "preproc.upscalers.text_sr:TextSRV3Upscaler",
 }
 
 

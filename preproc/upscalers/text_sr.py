@@ -5,13 +5,14 @@ text lines (``preproc train-text-sr``, docs/text_sr.md): the shipped model is th
 one (``text-sr-v1``, pixel losses, from Real-ESRGAN animevideov3) fine-tuned on the v2
 line generator with a recognition (CTC) loss through a frozen CRNN of ours (that is
 ``text-sr-v2``), then four times more with the CTC loss of a *Tesseract proxy*: a CRNN fitted
-to Tesseract's own readings of the previous model's outputs. It reads
+to Tesseract's own readings of the previous model's outputs (the last round for 6,000
+steps; in 1,500 steps it is ``text-sr-v3``). It reads
 the luma of the crop and writes dark text on a light background (contrast and polarity
 normalised for OCR), replicated to RGB. Tiling, batching and precision are
 :class:`~preproc.upscalers.realesrgan.SpandrelUpscaler`'s.
 
-``text-sr-v1`` and ``text-sr-v2`` keep the earlier models available for comparison
-(``preproc/weights/text_sr_v1_x4.safetensors``, ``text_sr_v2_x4.safetensors``). ``model=`` takes another text-sr
+``text-sr-v1``, ``text-sr-v2`` and ``text-sr-v3`` keep the earlier models available for comparison
+(``preproc/weights/text_sr_v1_x4.safetensors``, ``text_sr_v2_x4.safetensors``, ``text_sr_v3_x4.safetensors``). ``model=`` takes another text-sr
 weights file (from ``preproc train-text-sr --out``) or anything the Real-ESRGAN
 backends accept.
 """
@@ -30,6 +31,8 @@ SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "text_sr_
 V1_WEIGHTS = SHIPPED_WEIGHTS.with_name("text_sr_v1_x4.safetensors")
 #: The second (CTC loss through our CRNN, issue 10 round two), kept as backend ``text-sr-v2``.
 V2_WEIGHTS = SHIPPED_WEIGHTS.with_name("text_sr_v2_x4.safetensors")
+#: The third (round four through the Tesseract proxy, 1,500 steps), kept as backend ``text-sr-v3``.
+V3_WEIGHTS = SHIPPED_WEIGHTS.with_name("text_sr_v3_x4.safetensors")
 
 
 def shipped_weights() -> Path:
@@ -104,3 +107,10 @@ class TextSRV2Upscaler(TextSRUpscaler):
 
     name: ClassVar[str] = "text-sr-v2"
     _weights_constant: ClassVar[str] = "V2_WEIGHTS"
+
+
+class TextSRV3Upscaler(TextSRUpscaler):
+    """The third text-sr model (the last proxy round in 1,500 steps, docs/text_sr.md), kept for comparison."""
+
+    name: ClassVar[str] = "text-sr-v3"
+    _weights_constant: ClassVar[str] = "V3_WEIGHTS"
