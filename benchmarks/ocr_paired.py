@@ -27,7 +27,7 @@ import numpy as np
 
 from preproc.compare.cache import ResultCache
 from preproc.compare.runner import combine_sample
-from preproc.compare.variants import parse_variants
+from preproc.compare.variants import Variant
 from preproc.datasets import read_manifest
 from preproc.metrics import score_line
 
@@ -45,18 +45,12 @@ def _task(settings: dict):
     return tk
 
 
-def _variants(run: Path, settings: dict, tk) -> dict:
-    """The run's variants as it computed them: from the candidates its report rows record
-    (a bare ``vote`` of an older run keeps the candidate set of then), else parsed by name."""
-    from preproc.compare.variants import Variant
-
-    rows = json.loads((run / "report.json").read_text(encoding="utf-8")).get("rows", [])
-    parsed = {v.name: v for v in parse_variants(settings["variants"], "ocr", tk.modes, tk.default_candidates,
-                                                tk.mode_candidates)}
-    for r in rows:
-        if "candidates" in r and "mode" in r:
-            parsed[r["variant"]] = Variant(r["variant"], r["mode"], tuple(r["candidates"]))
-    return parsed
+def _variants(run: Path) -> dict:
+    """The run's variants as it computed them, from the mode and candidates its report rows
+    record (a bare ``vote`` of an older run keeps the candidate set of then; a candidate the
+    run could not compute is not in them)."""
+    rows = json.loads((run / "report.json").read_text(encoding="utf-8"))["rows"]
+    return {r["variant"]: Variant(r["variant"], r["mode"], tuple(r["candidates"])) for r in rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cache, s = ResultCache.of_run(args.run)
     tk = _task(s)
-    variants = _variants(args.run, s, tk)
+    variants = _variants(args.run)
     cache_b, tk_b, variants_b = cache, tk, variants
     if args.b_run is not None:
         cache_b, sb = ResultCache.of_run(args.b_run)
@@ -77,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if any(sb[k] != s[k] for k in same) or sb["task_options"].get("split") != s["task_options"].get("split"):
             raise SystemExit(f"{args.b_run} is not over the same lines as {args.run} (dataset, split, limit differ)")
         tk_b = _task(sb)
-        variants_b = _variants(args.b_run, sb, tk_b)
+        variants_b = _variants(args.b_run)
     from preproc.compare.task import spread
     from preproc.train.validate import select_split
 

@@ -154,6 +154,8 @@ def test_deepened_net_computes_what_the_shallow_one_did_and_then_trains(tmp_path
         deepen_net(deep, 3)
     src = save_weights(shallow, tmp_path / "shallow.safetensors")
     assert init_net(str(src)).num_conv == 2  # None: the file's own depth
+    with pytest.raises(WeightsError, match="64 features x 16 convs; got 64 x 0"):
+        init_net("animevideov3", num_conv=0)  # only None means "the default 16"
     with torch.no_grad():
         assert torch.allclose(init_net(str(src), num_conv=4)(x), load_weights(src)(x), atol=1e-6)
     s = train(_tiny_cfg(tmp_path / "t", init=str(src), num_conv=4))

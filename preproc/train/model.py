@@ -106,11 +106,12 @@ def init_net(init: str = "animevideov3", num_feat: int = 64, num_conv: int | Non
     ``num_conv`` is deepened by identity blocks (:func:`deepen_net`); a file's ``num_feat``
     is its own.
     """
+    depth = 16 if num_conv is None else num_conv
     if init == "random":
-        return build_net(num_feat, 16 if num_conv is None else num_conv)
+        return build_net(num_feat, depth)
     if init == "animevideov3":
-        if (num_feat, num_conv or 16) != (64, 16):
-            raise WeightsError(f"animevideov3 is 64 features x 16 convs; got {num_feat} x {num_conv}; use init='random'")
+        if (num_feat, depth) != (64, 16):
+            raise WeightsError(f"animevideov3 is 64 features x 16 convs; got {num_feat} x {depth}; use init='random'")
         net = build_net(64, 16)
         net.load_state_dict(rgb_to_grey_state_dict(animevideov3_state_dict()))
         return net
