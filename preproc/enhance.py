@@ -105,11 +105,12 @@ class Enhancer:
         self._lock = threading.Lock()
 
     # --- backends ------------------------------------------------------------------
-    def backend_name(self, preset: Preset | None = None) -> tuple[str, str]:
-        """``(name, reason)`` of the backend ``preset`` resolves to."""
+    def backend_name(self, preset: Preset | None = None, height: int | None = None) -> tuple[str, str]:
+        """``(name, reason)`` of the backend ``preset`` resolves to for a crop ``height`` px tall
+        (None: for a crop of any size; the auto rule gives small OCR crops their own model)."""
         p = preset or self.preset
         if p.upscaler == "auto":
-            return resolve_auto(p.task, self.device)
+            return resolve_auto(p.task, self.device, height)
         return p.upscaler, "named by the caller"
 
     def get_upscaler(self, name: str, preset: Preset | None = None, scale: float | None = None) -> Upscaler:
@@ -175,7 +176,7 @@ class Enhancer:
         meta["seed"] = seed if seed is not None else (generator.initial_seed() if generator is not None else None)
         job = _Prepared(image, preset, decision, meta, generator)
         if not decision.skip:
-            job.name, job.why = self.backend_name(preset)
+            job.name, job.why = self.backend_name(preset, h)
             job.up = self.get_upscaler(job.name, preset, decision.scale)
         job.prep_seconds = time.perf_counter() - t0
         return job

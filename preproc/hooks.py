@@ -177,6 +177,10 @@ GUARD_RULES: dict[str, GuardRule] = {
     "rapidocr": GuardRule(15.0, 1.6, 0.3),
     "default": GuardRule(30.0, 1.6, 0.3),
 }
+#: Backends that take another's fitted rule: ``text-sr-small`` is ``text-sr`` fine-tuned on small
+#: lines, the default's model for crops at most 11 px tall (so ``default+guard`` in compare and
+#: ``keep_if_better`` on ``enhance``'s output apply one rule to the default, whatever the crop's size).
+GUARD_BACKEND_ALIASES: dict[str, str] = {"text-sr-small": "text-sr"}
 #: A crop reading below this confidence is not trusted as a reference for the length and
 #: character-class checks (Tesseract reads a blank crop as a few letters with confidence 0).
 GUARD_UNREADABLE = 20.0
@@ -190,6 +194,7 @@ def guard_rule(recognizer: str = "default", backend: str | None = None) -> Guard
     """
     if backend:
         base = backend.split("@", 1)[0]
+        base = GUARD_BACKEND_ALIASES.get(base, base)
         if f"{recognizer}/{base}" in GUARD_RULES:
             return GUARD_RULES[f"{recognizer}/{base}"]
     return GUARD_RULES.get(recognizer, GUARD_RULES["default"])

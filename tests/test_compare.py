@@ -362,7 +362,9 @@ def test_weights_identity_of_shipped_and_weightless_candidates():
 
     got = weights_identity(["default", "text-sr@2", "text-sr-v1", "bicubic", "none", "cleanup"], "ocr", "cpu")
     assert set(got) == {"default", "text-sr@2", "text-sr-v1"}  # bicubic, none, cleanup load no weights
-    assert got["default"] == got["text-sr@2"] != got["text-sr-v1"]
     import hashlib
 
-    assert got["default"] == hashlib.sha256(text_sr.SHIPPED_WEIGHTS.read_bytes()).hexdigest()[:16]
+    main = hashlib.sha256(text_sr.SHIPPED_WEIGHTS.read_bytes()).hexdigest()[:16]
+    small = hashlib.sha256(text_sr.SMALL_WEIGHTS.read_bytes()).hexdigest()[:16]
+    assert got["text-sr@2"] == main != got["text-sr-v1"]
+    assert got["default"] == f"{small}+{main}"  # small crops get text-sr-small: both files count

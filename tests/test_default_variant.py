@@ -83,3 +83,14 @@ def test_compare_report_says_what_default_resolved_to(tmp_path):
     cached = [line for line in (tmp_path / "o" / "cache.jsonl").read_text().splitlines()
               if '"default"' in line and rec.id in line]
     assert cached and direct["text"] in cached[0]
+
+
+def test_default_fingerprint_covers_every_model_the_rule_can_pick():
+    from preproc.cache import file_digest
+    from preproc.compare.variants import weights_identity
+    from preproc.upscalers import text_sr
+
+    ident = weights_identity(["default", "text-sr"], "ocr", "cpu")
+    small, main = file_digest(text_sr.SMALL_WEIGHTS)[:16], file_digest(text_sr.SHIPPED_WEIGHTS)[:16]
+    assert ident["default"] == f"{small}+{main}" and ident["text-sr"] == main
+    assert "crops at most 11 px tall get text-sr-small" in describe_candidates(["default"], "ocr", "cpu")["default"]

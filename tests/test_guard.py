@@ -35,6 +35,9 @@ def test_default_rule_comes_from_the_fitted_table():
     rule = guard_rule("tesseract", "realesrgan")
     assert rule == GUARD_RULES["tesseract/realesrgan"]
     assert guard_rule("tesseract", "text-sr@2") == GUARD_RULES["tesseract/text-sr"]
+    # the default's small-crop model takes text-sr's rule, as compare's default+guard does
+    assert guard_rule("tesseract", "text-sr-small") == GUARD_RULES["tesseract/text-sr"]
+    assert guard_rule("rapidocr", "text-sr-small") == GUARD_RULES["rapidocr/text-sr"]
     assert guard_rule("tesseract", "lanczos") == GUARD_RULES["tesseract"]  # not fitted alone: the joint rule
     assert guard_rule("easyocr") == GUARD_RULES["default"]
     m = rule.margin

@@ -117,3 +117,57 @@ def test_text_sr_v2_stays_available_for_comparison():
     assert "--recognizer-loss 0.1" in meta["command"] and "text_sr_v1_x4.safetensors" in meta["command"]
     up = cls()
     assert up.model_id.startswith("text-sr-v2") and up.upscale(torch.rand(1, 3, 5, 7)).shape == (1, 3, 20, 28)
+
+
+def test_text_sr_small_ships_with_the_command_that_trained_it():
+    # the shipped model fine-tuned on 6-12 px lines through the same proxy (docs/text_sr.md, stage 12)
+    cls = upscaler_class("text-sr-small")
+    assert cls.is_available() and cls.default_weights() == text_sr.SMALL_WEIGHTS
+    meta = read_metadata(text_sr.SMALL_WEIGHTS)
+    for opt in ("--init runs/text-sr6-long6000/w.safetensors", "--lr-heights 6,12", "--steps 3000", "--seed 13",
+                "--recognizer runs/text-proxy4-1000/proxy.safetensors", "--val-split selection"):
+        assert opt in meta["command"], opt
+    assert meta["sha256"] != read_metadata(text_sr.SHIPPED_WEIGHTS)["sha256"]
+    root = Path(__file__).resolve().parents[1]
+    for doc in ("docs/text_sr.md", "scripts/train_text_sr.sh"):
+        assert "--out runs/text-sr8-small/w.safetensors" in (root / doc).read_text(), doc
+    up = cls()
+    assert up.model_id.startswith("text-sr-small") and up.upscale(torch.rand(1, 3, 5, 7)).shape == (1, 3, 20, 28)
+
+
+def test_auto_rule_gives_small_ocr_crops_the_small_line_model(monkeypatch, tmp_path):
+    from preproc.upscalers.auto import SMALL_CROPS, auto_backends, resolve_auto
+
+    bound, small = SMALL_CROPS["ocr"]
+    assert small == "text-sr-small"
+    assert resolve_auto("ocr", "cpu", bound)[0] == small
+    assert resolve_auto("ocr", "cpu", bound + 1)[0] == "text-sr"
+    assert resolve_auto("ocr", "cpu")[0] == "text-sr"  # no height: the rule for any crop
+    assert resolve_auto("face", "cpu", 8)[0] == "bicubic"  # faces have no small-crop rule
+    assert auto_backends("ocr", "cpu") == [small, "text-sr"]
+    rng = np.random.default_rng(0)
+    tiny = (rng.random((bound, 90)) > 0.5).astype(np.float32) * 0.6 + 0.2
+    res = preproc.enhance(tiny, task="ocr", device="cpu")
+    assert res.meta["upscaler"] == small and f"at most {bound} px" in res.meta["upscaler_reason"]
+    taller = (rng.random((bound + 1, 90)) > 0.5).astype(np.float32) * 0.6 + 0.2
+    assert preproc.enhance(taller, task="ocr", device="cpu").meta["upscaler"] == "text-sr"
+    # a named backend is never rerouted
+    assert preproc.enhance(tiny, task="ocr", upscaler="text-sr", device="cpu").meta["upscaler"] == "text-sr"
+    # without its weights the small model is skipped, and small crops get the rule's usual backend
+    monkeypatch.setattr(text_sr, "SMALL_WEIGHTS", tmp_path / "absent.safetensors")
+    assert resolve_auto("ocr", "cpu", bound)[0] == "text-sr"
+    assert auto_backends("ocr", "cpu") == ["text-sr"]
+
+
+def test_batched_enhance_routes_each_crop_like_a_single_call():
+    from preproc.upscalers.auto import SMALL_CROPS
+
+    bound = SMALL_CROPS["ocr"][0]
+    rng = np.random.default_rng(1)
+    crops = [(rng.random((h, 70)) > 0.5).astype(np.float32) * 0.6 + 0.2 for h in (bound - 2, bound + 5, bound)]
+    batched = preproc.Enhancer("ocr", device="cpu", progress=False).enhance_many(crops)
+    for crop, got in zip(crops, batched):
+        want = preproc.enhance(crop, task="ocr", device="cpu")
+        assert got.meta["upscaler"] == want.meta["upscaler"]
+        assert np.array_equal(np.asarray(got.image), np.asarray(want.image))
+    assert [r.meta["upscaler"] for r in batched] == ["text-sr-small", "text-sr", "text-sr-small"]

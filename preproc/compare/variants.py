@@ -177,10 +177,15 @@ def describe_candidates(names: Sequence[str], preset: str, device: Any = None) -
     out: dict[str, str] = {}
     if DEFAULT_CANDIDATE in names:
         from ..enhance import Enhancer
+        from ..upscalers.auto import SMALL_CROPS, auto_backends
 
         enh = Enhancer(preset, device=device, progress=False)
         backend, why = enh.backend_name()
-        out[DEFAULT_CANDIDATE] = f"{backend} ({why}); the {preset} gate skips crops it need not enlarge"
+        text = f"{backend} ({why}); the {preset} gate skips crops it need not enlarge"
+        small = SMALL_CROPS.get(preset)
+        if small is not None and small[1] in auto_backends(preset, device):
+            text += f"; crops at most {small[0]} px tall get {small[1]}"
+        out[DEFAULT_CANDIDATE] = text
     return out
 
 
@@ -196,25 +201,27 @@ def weights_identity(names: Sequence[str], preset: str, device: Any = None,
     from pathlib import Path
 
     from ..cache import file_digest
+    from ..upscalers.shipped import ShippedWeightsUpscaler
 
     model = (overrides or {}).get("model")
     out: dict[str, str] = {}
     for name in names:
-        base = name.split("@", 1)[0]
-        if base == DEFAULT_CANDIDATE:
-            from ..enhance import Enhancer
+        bases = [name.split("@", 1)[0]]
+        if bases[0] == DEFAULT_CANDIDATE:
+            from ..upscalers.auto import auto_backends
 
-            base = Enhancer(preset, device=device, progress=False).backend_name()[0]
-        if base not in upscaler_names():
-            continue
-        cls = upscaler_class(base)
-        from ..upscalers.shipped import ShippedWeightsUpscaler
-
-        shipped = isinstance(cls, type) and issubclass(cls, ShippedWeightsUpscaler)
-        path = model if model is not None else (cls.default_weights() if shipped else None)
-        if path is None or not Path(str(path)).is_file():
-            continue
-        out[name] = file_digest(path)[:16]
+            bases = auto_backends(preset, device)  # small crops get a model of their own
+        digests = []
+        for base in bases:
+            if base not in upscaler_names():
+                continue
+            cls = upscaler_class(base)
+            shipped = isinstance(cls, type) and issubclass(cls, ShippedWeightsUpscaler)
+            path = model if model is not None else (cls.default_weights() if shipped else None)
+            if path is not None and Path(str(path)).is_file() and file_digest(path)[:16] not in digests:
+                digests.append(file_digest(path)[:16])
+        if digests:
+            out[name] = "+".join(digests)
     return out
 
 

@@ -22,6 +22,7 @@ _REGISTRY: dict[str, str] = {
     "text-sr-v1": "preproc.upscalers.text_sr:TextSRV1Upscaler",
     "text-sr-v2": "preproc.upscalers.text_sr:TextSRV2Upscaler",
     "text-sr-v3": "preproc.upscalers.text_sr:TextSRV3Upscaler",
+    "text-sr-small": "preproc.upscalers.text_sr:TextSRSmallUpscaler",
 }
 
 

@@ -11,6 +11,10 @@ the luma of the crop and writes dark text on a light background (contrast and po
 normalised for OCR), replicated to RGB. Tiling, batching and precision are
 :class:`~preproc.upscalers.realesrgan.SpandrelUpscaler`'s.
 
+``text-sr-small`` is the shipped model fine-tuned on 6-12 px lines only
+(``preproc/weights/text_sr_small_x4.safetensors``); the auto rule gives it OCR crops at most
+11 px tall (:data:`preproc.upscalers.auto.SMALL_CROPS`), the shipped model the rest.
+
 ``text-sr-v1``, ``text-sr-v2`` and ``text-sr-v3`` keep the earlier models available for comparison
 (``preproc/weights/text_sr_v1_x4.safetensors``, ``text_sr_v2_x4.safetensors``, ``text_sr_v3_x4.safetensors``). ``model=`` takes another text-sr
 weights file (from ``preproc train-text-sr --out``) or anything the Real-ESRGAN
@@ -33,6 +37,9 @@ V1_WEIGHTS = SHIPPED_WEIGHTS.with_name("text_sr_v1_x4.safetensors")
 V2_WEIGHTS = SHIPPED_WEIGHTS.with_name("text_sr_v2_x4.safetensors")
 #: The third (round four through the Tesseract proxy, 1,500 steps), kept as backend ``text-sr-v3``.
 V3_WEIGHTS = SHIPPED_WEIGHTS.with_name("text_sr_v3_x4.safetensors")
+#: The small-line model (text-sr fine-tuned on 6-12 px lines), backend ``text-sr-small``: what the
+#: auto rule gives OCR crops of at most :data:`~preproc.upscalers.auto.SMALL_CROPS` pixels' height.
+SMALL_WEIGHTS = SHIPPED_WEIGHTS.with_name("text_sr_small_x4.safetensors")
 
 
 def shipped_weights() -> Path:
@@ -114,3 +121,10 @@ class TextSRV3Upscaler(TextSRUpscaler):
 
     name: ClassVar[str] = "text-sr-v3"
     _weights_constant: ClassVar[str] = "V3_WEIGHTS"
+
+
+class TextSRSmallUpscaler(TextSRUpscaler):
+    """The shipped model fine-tuned on 6-12 px lines (docs/text_sr.md): the OCR default for crops at most 11 px tall."""
+
+    name: ClassVar[str] = "text-sr-small"
+    _weights_constant: ClassVar[str] = "SMALL_WEIGHTS"
