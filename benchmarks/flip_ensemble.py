@@ -10,7 +10,8 @@ the corpus CER of each per setting (one JSON line per setting).
     .venv/bin/python benchmarks/flip_ensemble.py ../shared/datasets/text-lines-dev \\
         --split selection --settings 8:75,10:75
 
-The flips wrap the default backend's ``upscale`` on the loaded instance, so gate, line
+The flips wrap ``upscale`` on the loaded instance of every backend the default can pick
+(``text-sr``, and ``text-sr-small`` for crops at most 11 px tall), so gate, routing, line
 isolation and resizing stay exactly those of the default.
 """
 
@@ -27,6 +28,7 @@ import torch
 from preproc.compare.ocr import OcrTask
 from preproc.enhance import Enhancer
 from preproc.metrics import corpus_scores
+from preproc.upscalers.auto import auto_backends
 
 #: Name -> the flipped dimensions averaged with the plain output ((B, C, H, W): -1 is left-right).
 ENSEMBLES: dict[str, tuple[tuple[int, ...], ...]] = {"plain": (), "lr": ((-1,),), "four": ((-1,), (-2,), (-2, -1))}
@@ -53,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     refs = [str(r.get("text")) for r in records]
     cs = [bool(r.get("case_sensitive", True)) for r in records]
     enh = Enhancer("ocr", progress=False)
-    name, _ = enh.backend_name()
-    up = enh.get_upscaler(name)
-    plain = up.upscale
+    names = auto_backends("ocr", enh.device)  # every model the default can pick (small crops have their own)
+    ups = [enh.get_upscaler(n) for n in names]
+    plains = [up.upscale for up in ups]
     for item in args.settings.split(","):
         size, q = item.split(":")
         jpeg = None if q == "none" else int(q)
@@ -63,11 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         for r in records:
             lr = task.degrade(r, int(size), jpeg)
             for k, flips in ENSEMBLES.items():
-                up.upscale = flip_averaged(plain, flips)
+                for up, plain in zip(ups, plains):
+                    up.upscale = flip_averaged(plain, flips)
                 hyps[k].append(str(task.recognize(enh.enhance(lr).image, r).get("text", "")))
-        up.upscale = plain
+        for up, plain in zip(ups, plains):
+            up.upscale = plain
         cer = {k: round(corpus_scores(refs, h, cs)["cer"], 4) for k, h in hyps.items()}
-        print(json.dumps({"size": int(size), "jpeg": jpeg, "lines": len(records), "backend": name, "cer": cer}))
+        print(json.dumps({"size": int(size), "jpeg": jpeg, "lines": len(records), "backends": names, "cer": cer}))
     task.close()
     return 0
 

@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 EPS = ""
 #: What :func:`read_voted` reads when no candidates are given: the OCR default (text-sr at
-#: the gate's scale), the previous text-sr model at the gate's scale (a second opinion:
+#: the gate's scale; text-sr-small for crops at most 11 px tall), the previous text-sr model at the gate's scale (a second opinion:
 #: the same round trained 1,500 steps instead of 6,000), text-sr at x2 and the crop as it
 #: is. Picked among candidate sets on the 291 selection lines (lowest mean CER at 8-24 px,
 #: lossless and JPEG 75; docs/results.md, "Vote with a second model" and "Round five");

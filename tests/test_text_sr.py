@@ -155,7 +155,8 @@ def test_auto_rule_gives_small_ocr_crops_the_small_line_model(monkeypatch, tmp_p
     assert preproc.enhance(tiny, task="ocr", upscaler="text-sr", device="cpu").meta["upscaler"] == "text-sr"
     # without its weights the small model is skipped, and small crops get the rule's usual backend
     monkeypatch.setattr(text_sr, "SMALL_WEIGHTS", tmp_path / "absent.safetensors")
-    assert resolve_auto("ocr", "cpu", bound)[0] == "text-sr"
+    name, why = resolve_auto("ocr", "cpu", bound)
+    assert name == "text-sr" and f"skipped {small} for a {bound} px crop (weights unavailable)" in why
     assert auto_backends("ocr", "cpu") == ["text-sr"]
 
 

@@ -201,6 +201,7 @@ def weights_identity(names: Sequence[str], preset: str, device: Any = None,
     from pathlib import Path
 
     from ..cache import file_digest
+    from ..upscalers.auto import auto_backends
     from ..upscalers.shipped import ShippedWeightsUpscaler
 
     model = (overrides or {}).get("model")
@@ -208,18 +209,19 @@ def weights_identity(names: Sequence[str], preset: str, device: Any = None,
     for name in names:
         bases = [name.split("@", 1)[0]]
         if bases[0] == DEFAULT_CANDIDATE:
-            from ..upscalers.auto import auto_backends
-
             bases = auto_backends(preset, device)  # small crops get a model of their own
-        digests = []
+        digests: list[str] = []
         for base in bases:
             if base not in upscaler_names():
                 continue
             cls = upscaler_class(base)
             shipped = isinstance(cls, type) and issubclass(cls, ShippedWeightsUpscaler)
             path = model if model is not None else (cls.default_weights() if shipped else None)
-            if path is not None and Path(str(path)).is_file() and file_digest(path)[:16] not in digests:
-                digests.append(file_digest(path)[:16])
+            if path is None or not Path(str(path)).is_file():
+                continue
+            digest = file_digest(path)[:16]
+            if digest not in digests:  # model= gives every backend the same file
+                digests.append(digest)
         if digests:
             out[name] = "+".join(digests)
     return out

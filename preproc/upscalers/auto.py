@@ -20,13 +20,9 @@ facts behind the order are in ``docs/backends.md``:
 
 from __future__ import annotations
 
-import logging
-
 import torch
 
 from .registry import upscaler_class, upscaler_names
-
-logger = logging.getLogger(__name__)
 
 #: Preference order per task. Bicubic ends every list: it always works, and on OCR and
 #: faces it beats general-purpose GAN upscalers (docs/backends.md).
@@ -83,14 +79,14 @@ def resolve_auto(task: str, device: str | torch.device | None = None, height: in
     """
     order = AUTO_ORDER.get(task, ["bicubic"])
     dev = _device_type(device)
+    skipped = []
     small = SMALL_CROPS.get(task)
     if small is not None and height is not None and height <= small[0]:
         not_usable = _usable(small[1], dev)
         if not_usable is None:
             return small[1], (f"auto for task {task!r} on {dev}: a crop {height} px tall (at most {small[0]} px) "
                               f"gets {small[1]}, trained on small lines (docs/text_sr.md)")
-        logger.info("auto: %s skipped for a %d px crop (%s)", small[1], height, not_usable)
-    skipped = []
+        skipped.append(f"{small[1]} for a {height} px crop ({not_usable})")
     for name in order:
         not_usable = _usable(name, dev)
         if not_usable is not None:
