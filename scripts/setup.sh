@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=.venv
 STAMP=$VENV/.preproc-setup-stamp
-APT_PKGS="tesseract-ocr tesseract-ocr-eng fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-courier-prime fonts-gnutypewriter fonts-noto-mono fonts-dotgothic16 fonts-urw-base35 fonts-crosextra-caladea fonts-crosextra-carlito fonts-open-sans fonts-roboto-unhinted wamerican libvulkan1 libomp5 chromium chromium-driver poppler-utils"
+APT_PKGS="tesseract-ocr tesseract-ocr-eng fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-courier-prime fonts-gnutypewriter fonts-noto-mono fonts-dotgothic16 fonts-urw-base35 fonts-crosextra-caladea fonts-crosextra-carlito fonts-open-sans fonts-roboto-unhinted wamerican libvulkan1 libomp5 chromium chromium-driver poppler-utils libtesseract-dev pkg-config"
 
 hash_inputs() { cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1; }
 

@@ -36,8 +36,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "and degradations; needed for --recognizer-loss)")
     p.add_argument("--lr-heights", default="7,16", help="LR line heights drawn per batch, LOW,HIGH px (default 7,16)")
     p.add_argument("--recognizer-loss", type=float, default=0.0, metavar="WEIGHT",
-                   help="weight of the CTC loss of a frozen CRNN reading the SR output (default 0: off)")
-    p.add_argument("--recognizer", default=None, help="CRNN weights from `preproc train-text-recognizer`")
+                   help="weight of the CTC loss of a frozen recognizer reading the SR output (default 0: off)")
+    p.add_argument("--recognizer", default=None,
+                   help="'tesseract' (Tesseract's own LSTM, from the installed eng.traineddata) or CRNN weights "
+                        "from `preproc train-text-recognizer`")
+    p.add_argument("--tesseract-target", choices=("text", "target"), default=None,
+                   help="with --recognizer tesseract: CTC against the line's text, or Tesseract's reading of the "
+                        "clean target frame by frame (default: text)")
+    p.add_argument("--tesseract-readable", type=float, default=None, metavar="CTC",
+                   help="with --tesseract-target text: only lines whose clean target Tesseract reads below this "
+                        "CTC per character (default: all lines)")
     p.add_argument("--val-split", choices=("selection", "report", "all"), default="selection",
                    help="lines of the validation set that pick checkpoints (default: selection)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
@@ -47,7 +55,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 _OPTIONS = ("out", "minutes", "steps", "seed", "run_dir", "init", "num_conv", "lr", "batch_size", "edge_weight", "device",
             "amp", "workers", "val_dataset", "val_every", "val_lines", "data_version", "lr_heights", "recognizer_loss", "recognizer",
-            "val_split")
+            "tesseract_target", "tesseract_readable", "val_split")
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -75,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None,
         data=(DataConfig.v2 if args.data_version == 2 else DataConfig)(batch_size=args.batch_size, lr_heights=(lo, hi)),
         recognizer_weight=args.recognizer_loss, recognizer=args.recognizer, val_split=args.val_split,
+        tesseract_target=args.tesseract_target or "text", tesseract_readable=args.tesseract_readable,
         command=command_line(args),
     )
     summary = train(cfg)

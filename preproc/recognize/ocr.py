@@ -111,21 +111,27 @@ def _lang_package(lang: str) -> str:
     return " ".join(f"tesseract-ocr-{code.lower().replace('_', '-')}" for code in lang.split("+"))
 
 
+def tesseract_program_output(*args: str) -> str:
+    """What the ``tesseract`` program prints (stdout and stderr) for ``args``; "" when it is missing or fails."""
+    exe = shutil.which("tesseract")
+    if not exe:
+        return ""
+    try:
+        out = subprocess.run([exe, *args], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout + out.stderr
+
+
 def find_tessdata(lang: str = "eng") -> Path | None:
     """A tessdata folder holding ``<lang>.traineddata`` for every language of ``lang`` (``"eng+deu"``), or None."""
     candidates: list[Path] = []
     if os.environ.get("TESSDATA_PREFIX"):
         p = Path(os.environ["TESSDATA_PREFIX"])
         candidates += [p, p / "tessdata"]
-    exe = shutil.which("tesseract")
-    if exe:
-        try:
-            out = subprocess.run([exe, "--list-langs"], capture_output=True, text=True, timeout=20)
-            m = re.search(r'"([^"]+)"', out.stdout + out.stderr)
-            if m:
-                candidates.append(Path(m.group(1)))
-        except (OSError, subprocess.SubprocessError):
-            pass
+    m = re.search(r'"([^"]+)"', tesseract_program_output("--list-langs"))
+    if m:
+        candidates.append(Path(m.group(1)))
     candidates += [Path(d) for d in TESSDATA_DIRS]
     for d in candidates:
         if all((d / f"{code}.traineddata").is_file() for code in lang.split("+")):

@@ -64,8 +64,14 @@ class TrainConfig:
     val_split: str = "selection"
     #: Weight of the recognition (CTC) term; > 0 needs ``recognizer`` and data version 2.
     recognizer_weight: float = 0.0
-    #: Frozen CRNN weights (``preproc train-text-recognizer``) for the recognition term.
+    #: The recognizer of the recognition term: a frozen CRNN's weights file (``preproc
+    #: train-text-recognizer``) or ``"tesseract"`` (Tesseract's own LSTM, :mod:`.tesseract_loss`).
     recognizer: str | None = None
+    #: With ``recognizer="tesseract"``: what its reading is compared with, "text" (CTC) or
+    #: "target" (its reading of the clean target, frame by frame); see :mod:`.tesseract_loss`.
+    tesseract_target: str = "text"
+    #: With "text": only lines whose clean target Tesseract reads below this CTC per character.
+    tesseract_readable: float | None = None
     log_every: int = 200
     resume: bool = False
     progress: bool | None = None
@@ -78,8 +84,8 @@ class TrainConfig:
         if self.recognizer_weight < 0:
             raise ConfigError(f"`recognizer_weight` has to be >= 0 but is {self.recognizer_weight}")
         if self.recognizer_weight > 0 and not self.recognizer:
-            raise ConfigError("a recognition loss weight needs `recognizer` (a CRNN weights file from "
-                              "`preproc train-text-recognizer`)")
+            raise ConfigError("a recognition loss weight needs `recognizer` ('tesseract', or a CRNN weights file "
+                              "from `preproc train-text-recognizer`)")
         if self.recognizer_weight > 0 and self.data.version != 2:
             raise ConfigError(f"the recognition loss needs data version 2 (whole lines with text), got {self.data.version}")
 
@@ -106,6 +112,29 @@ class _Validator:
             net.train()
 
 
+def _recognition_term(cfg: TrainConfig, device: torch.device, run: TrainRun):
+    """``(sr, hr, texts) -> CTC loss`` of the recognizer that ``cfg.recognizer`` names."""
+    if cfg.recognizer == "tesseract":
+        from .tesseract_loss import TesseractLoss
+
+        tess = TesseractLoss(target=cfg.tesseract_target, readable=cfg.tesseract_readable).to(device)
+
+        def through_tesseract(sr: torch.Tensor, hr: torch.Tensor, texts: list[str]) -> torch.Tensor:
+            with run.autocast:
+                return tess(sr, hr, texts)
+
+        return through_tesseract
+    from .crnn import freeze, load_crnn, recognition_loss
+
+    crnn = freeze(load_crnn(cfg.recognizer).to(device))
+
+    def through_crnn(sr: torch.Tensor, hr: torch.Tensor, texts: list[str]) -> torch.Tensor:
+        with run.autocast:
+            return recognition_loss(crnn, sr, texts)
+
+    return through_crnn
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run one training; returns a summary (steps, seconds, best validation, baselines)."""
     t0 = time.perf_counter()
@@ -114,11 +143,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     net = init_net(cfg.init, cfg.num_feat, cfg.num_conv).to(device).train()
     run = TrainRun(cfg, net, device, t0, maximise=False, metric="mean CER", log=logger)
-    crnn = None
-    if cfg.recognizer_weight > 0:
-        from .crnn import freeze, load_crnn, recognition_loss
-
-        crnn = freeze(load_crnn(cfg.recognizer).to(device))
+    reader = _recognition_term(cfg, device, run) if cfg.recognizer_weight > 0 else None
     validator = _Validator(cfg) if cfg.val_every and cfg.val_dataset else None
     if validator:
         logger.info("baselines: %s", json.dumps(validator.baselines))
@@ -134,15 +159,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         with run.autocast:
             pred = net(lr_b)
         loss = text_sr_loss(pred.float(), hr_b, cfg.edge_weight)
-        if crnn is None:
+        if reader is None:
             return loss, {}
-        with run.autocast:
-            rl = recognition_loss(crnn, pred.float(), batch[2])
+        rl = reader(pred.float(), hr_b, batch[2])
         return loss + cfg.recognizer_weight * rl, {"ctc": float(rl.detach())}
 
     def fields(loss: float | None, parts: dict[str, float] | None, lr: float) -> dict[str, Any]:
         rec = {"loss": loss, "lr": lr}
-        if crnn is not None:
+        if reader is not None:
             rec["ctc"] = parts["ctc"] if parts else None
         return rec
 
