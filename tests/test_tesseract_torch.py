@@ -194,6 +194,93 @@ def test_reference_is_tesseracts_own_network_output(tmp_path, model):
     assert compared > 200 and worst < 1e-5
 
 
+def _float_traineddata(monkeypatch) -> bytes:
+    """The installed (integer) eng.traineddata as a float network, the form of ``tessdata_best``:
+    every int8 matrix written as doubles (``int8 * scale``, what Tesseract computes with) and
+    the recognizer's integer-mode flag cleared; the other components as they are."""
+    import preproc.recognize.tesseract_torch as tt
+
+    spans = []
+    original = tt._weight_matrix
+
+    def recording(r):
+        start = r.pos
+        out = original(r)
+        if r.name.endswith(":lstm"):
+            spans.append((start, r.pos, out[0]))
+        return out
+
+    with monkeypatch.context() as m:
+        m.setattr(tt, "_weight_matrix", recording)
+        src = tt.find_traineddata()
+        model = tt.load_traineddata(src)
+    comps = tt._components(src.read_bytes(), str(src))
+    lstm, parts, at = comps[17], [], 0
+    for start, end, w in spans:
+        parts += [lstm[at:start], struct.pack("<Biid", lstm[start] & ~1, *w.shape, 0.0), w.astype("<f8").tobytes()]
+        at = end
+    tail = bytearray(lstm[at:])
+    spec = model.spec.encode()
+    k = bytes(tail).find(struct.pack("<I", len(spec)) + spec) + 4 + len(spec)
+    struct.pack_into("<i", tail, k, struct.unpack_from("<i", tail, k)[0] & ~1)  # TF_INT_MODE
+    return _traineddata({**comps, 17: b"".join(parts) + bytes(tail)})
+
+
+@pytest.fixture()
+def float_file(tmp_path, monkeypatch, model):
+    path = tmp_path / "float" / "eng.traineddata"
+    path.parent.mkdir()
+    path.write_bytes(_float_traineddata(monkeypatch))
+    return path
+
+
+def test_a_float_network_reads_as_its_weights(float_file, model):
+    """tessdata_best's form: double matrices, no integer arithmetic (reference_probs refuses it)."""
+    fm = load_traineddata(float_file)
+    assert fm.spec == model.spec and fm.unichars == model.unichars
+    conv, fconv = model.network.children[1].children[1], fm.network.children[1].children[1]
+    assert not fconv.int_mode and not fconv.int_weights
+    np.testing.assert_array_equal(fconv.weights[0], conv.weights[0])
+    with pytest.raises(TesseractFormatError, match="integer-mode"):
+        reference_probs(fm, _lines()[0])
+    net = load_tesseract_lstm(float_file)
+    assert not net.int_mode
+    line = torch.from_numpy(_lines()[0].copy()).float()[None, None] / 255
+    x = net.prepare(line)
+    assert x.min() < -1.0 or x.max() > 1.0      # unclipped: SetPixel clips only integer networks
+
+
+def test_a_float_network_is_tesseracts_own_output(tmp_path, float_file, model):
+    """The port of a float network equals what Tesseract computes with that file, timestep by timestep."""
+    from preproc.recognize.leptonica_scale import pix_scale
+
+    exe = _harness(tmp_path)
+    files = []
+    for i, img in enumerate(_lines()):
+        files.append(tmp_path / f"line{i}.png")
+        Image.fromarray(img).save(files[-1])
+    raw = _raw_timesteps(exe, float_file.parent, files)
+    fm = load_traineddata(float_file)
+    net = load_tesseract_lstm(float_file, generator=generator_for(_system_tesseract_version()))
+    codes = fm.char_codes()
+    worst, compared = 0.0, 0
+    for f, img in zip(files, _lines()):
+        if img.shape[0] != net.height:    # Leptonica's scaling with its 8-bit rounding, as Tesseract's Pix
+            factor = float(np.float32(net.height) / np.float32(img.shape[0]))
+            img = pix_scale(torch.from_numpy(img.astype(np.float64)), factor, exact=True).numpy().astype(np.uint8)
+        with torch.no_grad():
+            p = net(net.prepare(torch.from_numpy(img.copy()).float()[None, None] / 255))[:, 0].exp().double().numpy()
+        steps = raw[str(f)]
+        assert len(steps) == p.shape[0]
+        for t, choices in enumerate(steps):
+            for s, prob in choices:
+                k = fm.null_char if s == "" else codes.get(s)
+                if s and k is not None:
+                    worst = max(worst, abs(p[t, k] - prob))
+            compared += 1
+    assert compared > 200 and worst < 5e-4     # float32 against Tesseract's float arithmetic and tanh table
+
+
 def _read(net, probs: np.ndarray) -> str:
     return net.greedy_decode(torch.from_numpy(np.log(probs + 1e-12))[:, None])[0]
 

@@ -323,8 +323,10 @@ _MASK64 = (1 << 64) - 1
 _MINSTD = 2147483647
 
 
-def _trand_values(seed: int, n: int, generator: str = "lcg64") -> np.ndarray:
-    """The first ``n`` values of ``TRand::SignedRand(INT8_MAX)``, rounded, after ``SetRandomSeed``.
+def _trand_values(seed: int, n: int, generator: str = "lcg64", rounded: bool = True) -> np.ndarray:
+    """The first ``n`` values of ``TRand::SignedRand(INT8_MAX)`` after ``SetRandomSeed``, rounded
+    as an integer-mode network stores them; ``rounded=False``: ``127 * SignedRand(1.0)``, what a
+    float network gets (``NetworkIO::Randomize``), on the same scale.
 
     ``generator``: ``"lcg64"`` (Tesseract >= 5.5.1: a 64-bit LCG, the value its top 31
     bits) or ``"minstd"`` (Tesseract 4.1-5.5.0: ``std::minstd_rand``).
@@ -347,6 +349,8 @@ def _trand_values(seed: int, n: int, generator: str = "lcg64") -> np.ndarray:
     for i in range(n):
         s, v = step(s)
         out[i] = 127.0 * 2.0 * v / 2147483647 - 127.0
+    if not rounded:
+        return out
     # IntCastRounded: round half away from zero.
     return np.sign(out) * np.floor(np.abs(out) + 0.5)
 
@@ -362,8 +366,10 @@ def generator_for(version: str) -> str:
     return "minstd" if v < (5, 5, 1) else "lcg64"
 
 
-def conv_padding_noise(seed: int, height: int, width: int, generator: str = "lcg64") -> np.ndarray:
-    """Tesseract's values outside the image for the 3x3 window: ``(height, width, 3, 3)`` int8 levels.
+def conv_padding_noise(seed: int, height: int, width: int, generator: str = "lcg64",
+                       rounded: bool = True) -> np.ndarray:
+    """Tesseract's values outside the image for the 3x3 window: ``(height, width, 3, 3)`` int8 levels
+    (``rounded=False``: a float network's unrounded values, on the same -127..127 scale).
 
     Entries inside the image are NaN. The order of draws follows ``Convolve::Forward``:
     positions row by row, then ``x = -1..1`` (a whole out-of-image column of three at
@@ -382,7 +388,7 @@ def conv_padding_noise(seed: int, height: int, width: int, generator: str = "lcg
                 for dy in (-1, 0, 1):
                     if not 0 <= y + dy < height:
                         need.append((y, x, dx, dy))
-    vals = _trand_values(seed, sum(3 if d is None else 1 for *_, d in need), generator)
+    vals = _trand_values(seed, sum(3 if d is None else 1 for *_, d in need), generator, rounded)
     i = 0
     for y, x, dx, dy in need:
         if dy is None:
@@ -466,7 +472,8 @@ class TesseractLSTM(nn.Module):
         :func:`~preproc.recognize.leptonica_scale.pix_scale`, without its 8-bit rounding),
         then normalised by :func:`black_white_levels` of each image's middle row (computed
         without gradient unless ``black_white`` ``(B, 2)`` is given) and, in integer mode,
-        scaled by 128/127 and clipped as Tesseract's ``SetPixel`` does. The clip passes no
+        scaled by 128/127 and clipped as Tesseract's ``SetPixel`` does (a float network, e.g.
+        ``tessdata_best``, takes the values unclipped). The clip passes no
         gradient to pixels beyond the black or white level (most of a clean line);
         ``straight_through`` passes it as if unclipped, so that training can still move them.
         """
@@ -480,15 +487,17 @@ class TesseractLSTM(nn.Module):
         black, white = black_white[:, 0].view(-1, 1, 1, 1), black_white[:, 1].view(-1, 1, 1, 1)
         contrast = torch.where(white - black > 0, (white - black) / 2, torch.ones_like(white))
         x = (x - black) / contrast - 1.0
-        if self.int_mode:
-            x = x * (128.0 / 127.0)
+        if not self.int_mode:
+            return x  # a float network takes the values as they are (``NetworkIO::SetPixel``)
+        x = x * (128.0 / 127.0)
         clipped = x.clamp(-1.0, 1.0)
         return x + (clipped - x).detach() if straight_through else clipped
 
     def _padding_noise(self, height: int, width: int, device: torch.device) -> torch.Tensor:
         key = (height, width)
         if key not in self._noise:
-            n = conv_padding_noise(self.model.sample_iteration, height, width, self.generator) / 127.0
+            n = conv_padding_noise(self.model.sample_iteration, height, width, self.generator,
+                                   rounded=self.int_mode) / 127.0
             if len(self._noise) > 256:
                 self._noise.clear()
             self._noise[key] = torch.tensor(n, dtype=torch.float32).permute(0, 1, 3, 2)  # (H, W, y, x)
