@@ -53,10 +53,20 @@ def _variants(run: Path) -> dict:
     return {r["variant"]: Variant(r["variant"], r["mode"], tuple(r["candidates"])) for r in rows}
 
 
+def _split_pair(pair: str, variants: dict, variants_b: dict) -> tuple[str, str]:
+    """``A:B`` split at the ':' that leaves a variant of each run on either side (variant names
+    such as ``vote:a/b`` hold ':' themselves)."""
+    for i, ch in enumerate(pair):
+        if ch == ":" and pair[:i] in variants and pair[i + 1:] in variants_b:
+            return pair[:i], pair[i + 1:]
+    raise SystemExit(f"{pair!r}: expected A:B with A and B variants of the runs; "
+                     f"A from {sorted(variants)}, B from {sorted(variants_b)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path)
-    ap.add_argument("--pairs", required=True, help="A:B,C:D (variant names; the last ':' splits)")
+    ap.add_argument("--pairs", required=True, help="A:B,C:D (variant names; split at the ':' that names a variant on each side)")
     ap.add_argument("--b-run", type=Path, default=None,
                     help="read the B variants from this other finished run over the same lines")
     ap.add_argument("--markdown", action="store_true")
@@ -83,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["| A vs B | size | jpeg | n | CER A | CER B | A/B [95 % CI] | A better / worse |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for pair in args.pairs.split(","):
-        a, _, b = pair.rpartition(":")
+        a, b = _split_pair(pair, variants, variants_b)
         for q in s["jpeg"]:
             for size in s["sizes"]:
                 ea, eb, nch, better, worse = [], [], [], 0, 0

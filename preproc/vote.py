@@ -40,13 +40,16 @@ logger = logging.getLogger(__name__)
 
 EPS = ""
 #: What :func:`read_voted` reads when no candidates are given: the OCR default (text-sr at
-#: the gate's scale; text-sr-small for crops at most 11 px tall), the previous text-sr model at the gate's scale (a second opinion:
-#: the same round trained 1,500 steps instead of 6,000), text-sr at x2 and the crop as it
-#: is. Picked among candidate sets on the 291 selection lines (lowest mean CER at 8-24 px,
-#: lossless and JPEG 75; docs/results.md, "Vote with a second model" and "Round five");
-#: the set fitted on rendered lines had bicubic in place of the second model, the set of
-#: round three text-sr-v2.
-DEFAULT_CANDIDATES: tuple[str, ...] = ("default", "text-sr-v3", "text-sr@2", "none")
+#: the gate's scale; text-sr-small for crops at most 11 px tall), the previous text-sr model
+#: at the gate's scale (a second opinion: the same round trained 1,500 steps instead of
+#: 6,000), text-sr at x2, the crop as it is, and two views of each of the first two models'
+#: images (``~thick``: strokes a pixel bolder; ``~x1.4``: resized by 1.4; the enhancement is
+#: computed once, each view costs a read). Picked among candidate sets on the 291 selection
+#: lines (lowest mean CER at 8-24 px, lossless and JPEG 75; docs/results.md, "Vote with a
+#: second model", "Round five" and "Round eight"); the set fitted on rendered lines had
+#: bicubic in place of the second model, the set of round three text-sr-v2.
+DEFAULT_CANDIDATES: tuple[str, ...] = ("default", "text-sr-v3", "text-sr@2", "none",
+                                        "default~thick", "text-sr-v3~thick", "default~x1.4", "text-sr-v3~x1.4")
 
 
 @dataclass(frozen=True)
@@ -361,6 +364,7 @@ def read_voted(
     ``candidates``: compare candidate names (:mod:`preproc.compare.variants`): ``default``
     (what ``enhance(crop, task="ocr")`` returns), ``none``, any upscaler name such as
     ``text-sr`` or ``bicubic`` (at the OCR gate's scale), ``NAME@S`` (at scale ``S``),
+    ``NAME~VIEW`` (``NAME``'s image redrawn: ``thick``, ``x1.4``; enhanced once for all its views),
     ``cleanup``; one that cannot run here (no weights) is skipped with a warning.
     ``recognizer``: called as ``recognizer(image, symbols=True)`` when it
     takes that keyword (:class:`~preproc.recognize.TesseractOCR`,
@@ -370,7 +374,7 @@ def read_voted(
 
     Example::
 
-        r = preproc.read_voted(crop)                  # text-sr, text-sr-v3, text-sr@2, crop
+        r = preproc.read_voted(crop)                  # DEFAULT_CANDIDATES: 8 readings, 2 enhancements
         r.text, r.confidence, r.readings              # readings: name, text, confidence, seconds
     """
     from .compare.variants import candidate_fn, candidate_unavailable

@@ -190,4 +190,5 @@ def test_bare_vote_in_compare_reads_what_read_voted_reads():
                                              OcrTask.default_candidates, OcrTask.mode_candidates)}
     assert got["vote"].candidates == DEFAULT_CANDIDATES
     # other bare modes: the task's defaults plus everything the run computes, as before
-    assert got["select"].candidates == ("none", "bicubic", "cleanup", "default", "text-sr-v3", "text-sr@2")
+    assert got["select"].candidates == ("none", "bicubic", "cleanup", "default", "text-sr-v3", "text-sr@2",
+                                        "default~thick", "text-sr-v3~thick", "default~x1.4", "text-sr-v3~x1.4")

@@ -40,7 +40,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="dataset folder with manifest.jsonl")
     p.add_argument("--variants", default="none,bicubic",
                    help="comma-separated: none, default, bicubic, cleanup, cleanup-bin, realesrgan, sd-x4, "
-                        "NAME@SCALE, NAME+guard, select, select:a/b/c, vote, vote:a/b/c (default: none,bicubic)")
+                        "NAME@SCALE, NAME~VIEW (views: thick, x1.4), NAME+guard, select, select:a/b/c, vote, vote:a/b/c "
+                        "(default: none,bicubic)")
     p.add_argument("--sizes", type=_ints, default=None, help="target sizes, e.g. 8,10,12,16 (OCR: line height px)")
     p.add_argument("--jpeg", type=_jpegs, default=[None],
                    help="JPEG quality of the degraded crops, or several: none,75 (default: lossless)")

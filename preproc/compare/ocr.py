@@ -42,8 +42,9 @@ def backend_of(candidate: str) -> str | None:
     auto rule's OCR backend here, ``none``/``cleanup`` -> None (not an upscaler)."""
     from ..upscalers import upscaler_names
     from ..upscalers.auto import resolve_auto
+    from .variants import base_candidate
 
-    base = candidate.split("@", 1)[0]
+    base = base_candidate(candidate)
     if base == "default":
         return resolve_auto("ocr")[0]
     return base if base in upscaler_names() else None

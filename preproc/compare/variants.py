@@ -5,8 +5,11 @@ as it is), ``default`` (exactly what ``preproc.enhance(crop, task=...)`` returns
 upscaler is named: the preset's ``"auto"`` backend rule and the gate, which may skip),
 every registered upscaler name (through :class:`preproc.Enhancer` with the task's preset,
 i.e. at the gate's scale; ``NAME@S`` at the forced scale ``S``, e.g. ``text-sr@2``), and the registered extras (``cleanup``, ``cleanup-bin`` for
-OCR; add more with :func:`register_candidate`). :func:`describe_candidates` says what
-``default`` resolves to here (the report shows it under ``settings["resolved"]``).
+OCR; add more with :func:`register_candidate`). ``NAME~VIEW`` is candidate ``NAME`` redrawn
+before it is read (:data:`VIEWS`: ``thick`` strokes, ``xF`` resized by ``F``), e.g.
+``default~thick``; the image of ``NAME`` is computed once per crop and shared by its views.
+:func:`describe_candidates` says what ``default`` resolves to here (the report shows it
+under ``settings["resolved"]``).
 
 A **variant** is what a report row is about: a mode and a tuple of candidates.
 
@@ -27,7 +30,10 @@ that uses it; a multi-candidate variant costs the sum of its candidates' seconds
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +51,10 @@ DEFAULT_CANDIDATE = "default"
 DEFAULT_UPSCALER = "auto"
 #: ``NAME@S``: candidate ``NAME`` at the forced scale ``S``.
 SCALE_SEP = "@"
+#: ``NAME~VIEW``: candidate ``NAME`` redrawn by view ``VIEW`` (:data:`VIEWS`).
+VIEW_SEP = "~"
+#: Images kept per :class:`CandidateContext` for views to reuse (a few crops' candidates).
+MEMO_SIZE = 16
 
 
 @dataclass
@@ -56,6 +66,23 @@ class CandidateContext:
     dtype: Any = None
     overrides: dict[str, Any] = field(default_factory=dict)
     _enhancers: dict[str, Any] = field(default_factory=dict, repr=False)
+    _memo: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def computed(self, name: str, crop: Image.Image, fn: CandidateFn) -> Image.Image:
+        """``fn(crop, self)``, kept for the candidate's views: a candidate and its ``~VIEW``
+        variants cost one enhancement per crop (the last :data:`MEMO_SIZE` images are kept)."""
+        key = (name, crop.mode, crop.size, hashlib.blake2b(crop.tobytes(), digest_size=16).digest())
+        with self._lock:
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                return self._memo[key]
+        img = fn(crop, self)
+        with self._lock:
+            self._memo[key] = img
+            while len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
+        return img
 
     def upscale(self, image: Image.Image, upscaler: str, scale: float | None = None) -> Image.Image:
         """``image`` through ``preproc.Enhancer(preset, upscaler)``: the gate picks the scale unless ``scale``."""
@@ -78,8 +105,8 @@ def register_candidate(name: str, fn: CandidateFn, tasks: Sequence[str] | None =
 
     A registered name shadows an upscaler of the same name.
     """
-    if not name or GUARD_SUFFIX in name or any(ch in name for ch in ",:/@"):
-        raise ConfigError(f"candidate name {name!r} must be non-empty without ',', ':', '/', '@' or '+guard'")
+    if not name or GUARD_SUFFIX in name or any(ch in name for ch in ",:/@~"):
+        raise ConfigError(f"candidate name {name!r} must be non-empty without ',', ':', '/', '@', '~' or '+guard'")
     _CANDIDATES[name] = (fn, tuple(tasks) if tasks is not None else None)
 
 
@@ -133,12 +160,72 @@ def _at_scale(name: str) -> tuple[str, float] | None:
     return base, scale
 
 
+# --- views: a candidate's image redrawn before it is read ---------------------------------------
+def _thick(img: Image.Image) -> Image.Image:
+    """Strokes one pixel bolder on each side: the darkest value of each 3x3 window, or the
+    lightest where the background is dark (light text: its median is below mid-grey)."""
+    from PIL import ImageFilter, ImageStat
+
+    dark_background = ImageStat.Stat(img.convert("L")).median[0] < 128
+    return img.filter(ImageFilter.MaxFilter(3) if dark_background else ImageFilter.MinFilter(3))
+
+
+def _resized(factor: float) -> Callable[[Image.Image], Image.Image]:
+    def resize(img: Image.Image) -> Image.Image:
+        w, h = img.size
+        return img.resize((max(1, round(w * factor)), max(1, round(h * factor))), Image.Resampling.LANCZOS)
+
+    return resize
+
+
+#: The views ``NAME~VIEW`` takes: ``thick`` (:func:`_thick`); ``xF`` (``x1.4``): Lanczos
+#: resize by ``F`` in [0.25, 4]. Several views of one enhancement give a vote readings that
+#: differ where the recognizer is unsure (Lund et al. 2013 voted over binarisations).
+VIEWS = ("thick", "xF")
+
+
+def view_fn(view: str) -> Callable[[Image.Image], Image.Image]:
+    """The image function of view ``view`` (:data:`VIEWS`)."""
+    if view == "thick":
+        return _thick
+    if view.startswith("x"):
+        try:
+            factor = float(view[1:])
+        except ValueError:
+            factor = 0.0
+        if 0.25 <= factor <= 4.0:
+            return _resized(factor)
+    raise ConfigError(f"unknown view {view!r}; expected one of: thick, xF with F in [0.25, 4] (e.g. x1.4)")
+
+
+def base_candidate(name: str) -> str:
+    """The candidate under any view and forced scale: ``text-sr@2~thick`` -> ``text-sr``."""
+    return name.split(VIEW_SEP, 1)[0].split(SCALE_SEP, 1)[0]
+
+
 def candidate_fn(name: str, task: str) -> CandidateFn:
     """The function producing candidate ``name`` for ``task``.
 
     ``NAME@S`` (``text-sr@2``, ``default@3``): upscaler ``NAME`` at the forced scale ``S``
-    instead of the gate's (``enhance(crop, scale=S)``).
+    instead of the gate's (``enhance(crop, scale=S)``). ``NAME~VIEW``: candidate ``NAME``
+    redrawn by :func:`view_fn` (``NAME``'s image is shared through
+    :meth:`CandidateContext.computed`).
     """
+    if VIEW_SEP in name:
+        base, _, view = name.rpartition(VIEW_SEP)
+        if not base:
+            raise ConfigError(f"{name!r}: {VIEW_SEP}VIEW follows a candidate, e.g. default{VIEW_SEP}thick")
+        inner, draw = _memoised(base, task), view_fn(view)
+        return lambda crop, ctx: draw(inner(crop, ctx))
+    return _memoised(name, task)
+
+
+def _memoised(name: str, task: str) -> CandidateFn:
+    fn = _plain_candidate_fn(name, task)
+    return lambda crop, ctx: ctx.computed(name, crop, fn) if isinstance(ctx, CandidateContext) else fn(crop, ctx)
+
+
+def _plain_candidate_fn(name: str, task: str) -> CandidateFn:
     at = _at_scale(name)
     if at is not None:
         base, scale = at
@@ -156,6 +243,7 @@ def candidate_fn(name: str, task: str) -> CandidateFn:
 
 def candidate_unavailable(name: str) -> str | None:
     """Why candidate ``name`` cannot run here (an upscaler without weights), or None."""
+    name = name.split(VIEW_SEP, 1)[0]
     at = _at_scale(name) if SCALE_SEP in name else None
     if at is not None:
         name = at[0] if at[0] != DEFAULT_CANDIDATE else name
@@ -207,7 +295,7 @@ def weights_identity(names: Sequence[str], preset: str, device: Any = None,
     model = (overrides or {}).get("model")
     out: dict[str, str] = {}
     for name in names:
-        bases = [name.split("@", 1)[0]]
+        bases = [base_candidate(name)]
         if bases[0] == DEFAULT_CANDIDATE:
             bases = auto_backends(preset, device)  # small crops get a model of their own
         digests: list[str] = []
