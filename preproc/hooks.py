@@ -193,7 +193,9 @@ def guard_rule(recognizer: str = "default", backend: str | None = None) -> Guard
     ``"realesrgan"``; ``"text-sr@2"`` counts as ``text-sr``), None when unknown.
     """
     if backend:
-        base = backend.split("~", 1)[0].split("@", 1)[0]
+        from .compare.variants import base_candidate
+
+        base = base_candidate(backend)
         base = GUARD_BACKEND_ALIASES.get(base, base)
         if f"{recognizer}/{base}" in GUARD_RULES:
             return GUARD_RULES[f"{recognizer}/{base}"]

@@ -374,7 +374,7 @@ def read_voted(
 
     Example::
 
-        r = preproc.read_voted(crop)                  # DEFAULT_CANDIDATES: 8 readings, 2 enhancements
+        r = preproc.read_voted(crop)                  # DEFAULT_CANDIDATES: 8 readings, 3 enhancements
         r.text, r.confidence, r.readings              # readings: name, text, confidence, seconds
     """
     from .compare.variants import candidate_fn, candidate_unavailable
