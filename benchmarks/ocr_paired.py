@@ -36,11 +36,15 @@ def _task(settings: dict):
     from preproc.compare.ocr import OcrTask
 
     opts = {k: v for k, v in settings["task_options"].items() if k != "engine_used"}
+    # How the run combined (recorded since round nine; an older run voted over every
+    # candidate, with the defaults of then).
+    comb = settings.get("combine_options", {"vote_early": False})
     tk = OcrTask.__new__(OcrTask)  # combine() only: no recognizer is loaded
-    tk.vote_power = float(opts.get("vote_power", 1.0))
-    tk.vote_weighting = opts.get("vote_weighting", "char")
-    tk.vote_alt_weight = float(opts.get("vote_alt_weight", 0.0))
-    tk.guard_margin = opts.get("guard_margin")
+    tk.vote_power = float(comb.get("vote_power", 1.0))
+    tk.vote_weighting = comb.get("vote_weighting", "char")
+    tk.vote_alt_weight = float(comb.get("vote_alt_weight", 0.0))
+    tk.vote_early = bool(comb.get("vote_early", True))
+    tk.guard_margin = comb.get("guard_margin")
     tk.recognizer = opts.get("recognizer", "tesseract")
     return tk
 

@@ -19,7 +19,10 @@ does for speech (Fiscus 1997) and Lund et al. (2013) for OCR of several binarisa
    earlier (more confident) reading.
 
 Library entry point: :func:`read_voted` (enhance a crop several ways, read each, vote);
-``preproc compare --variants vote:text-sr/text-sr@2/bicubic/none`` measures it.
+``preproc compare --variants vote:text-sr/text-sr@2/bicubic/none`` measures it. Both read
+the candidates of :data:`AGREE_FIRST` first and stop when their readings agree
+(:func:`agree`): most lines then cost one enhancement and three reads instead of three
+and eight.
 """
 
 from __future__ import annotations
@@ -50,6 +53,16 @@ EPS = ""
 #: bicubic in place of the second model, the set of round three text-sr-v2.
 DEFAULT_CANDIDATES: tuple[str, ...] = ("default", "text-sr-v3", "text-sr@2", "none",
                                         "default~thick", "text-sr-v3~thick", "default~x1.4", "text-sr-v3~x1.4")
+
+
+#: Read first by :func:`read_voted` (and a compare ``vote``): three renderings of the OCR
+#: default's one enhancement (as it is, bolder, x1.4). When their readings spell the same
+#: text, the vote stops there (:func:`agree`), saving two enhancements and five reads. Picked
+#: on the selection lines among five such rules (``benchmarks/vote_early.py``): it stops on
+#: 14-68 % of the lines at 8-24 px, and where it stops the eight readings would have voted
+#: the same text on all but 0-6 lines per setting (CER 0.98-1.00x of the full vote's; the
+#: cost 0.59-0.91x). docs/results.md, "Round nine". ``()``: always read everything.
+AGREE_FIRST: tuple[str, ...] = ("default", "default~x1.4", "default~thick")
 
 
 @dataclass(frozen=True)
@@ -84,15 +97,18 @@ class Reading:
 
 @dataclass
 class VoteResult:
-    """The voted text, its confidence 0-100 (mean vote share of the chosen characters), the readings."""
+    """The voted text, its confidence 0-100 (mean vote share of the chosen characters), the readings read."""
 
     text: str
     confidence: float
     readings: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    #: True when the first readings agreed and the rest were not read (:data:`AGREE_FIRST`).
+    early: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "confidence": self.confidence, "readings": self.readings, "seconds": self.seconds}
+        return {"text": self.text, "confidence": self.confidence, "readings": self.readings, "seconds": self.seconds,
+                "early": self.early}
 
 
 def _weight(conf: float, power: float) -> float:
@@ -340,6 +356,28 @@ def vote_readings(readings: Sequence[Reading]) -> tuple[str, float]:
     return text, round(100.0 * sum(shares) / len(shares), 2) if shares else 0.0
 
 
+def _text_of(result: Any) -> str:
+    text = result.get("text", "") if isinstance(result, dict) else getattr(result, "text", "")
+    return " ".join(str(text or "").split())
+
+
+def agree(results: Sequence[Any]) -> bool:
+    """True when at least two recognitions spell the same non-empty text (whitespace runs
+    count as one space): the early stop of :func:`read_voted` (:data:`AGREE_FIRST`)."""
+    texts = {_text_of(r) for r in results}
+    return len(results) >= 2 and len(texts) == 1 and bool(next(iter(texts)))
+
+
+def agree_first_order(candidates: Sequence[str], agree_first: Sequence[str] | None) -> tuple[list[int], list[int]]:
+    """``(first, rest)``: indices into ``candidates`` of the ones read first (those in
+    ``agree_first``, in ``candidates`` order; empty unless at least two) and of the others."""
+    wanted = set(agree_first or ())
+    first = [i for i, c in enumerate(candidates) if c in wanted]
+    if len(first) < 2:
+        first = []
+    return first, [i for i in range(len(candidates)) if i not in first]
+
+
 def vote(results: Sequence[Any], power: float = 1.0, names: Sequence[str] | None = None,
          weighting: str = "char", alt_weight: float = 0.0) -> tuple[str, float]:
     """Vote over recognitions (``OcrResult`` objects or compare dicts); see :func:`vote_readings`
@@ -358,6 +396,7 @@ def read_voted(
     power: float = 1.0,
     device: Any = None,
     context: Any = None,
+    agree_first: Sequence[str] | None = AGREE_FIRST,
 ) -> VoteResult:
     """Read ``crop`` as several renderings and vote: the OCR text of a line crop.
 
@@ -372,10 +411,17 @@ def read_voted(
     single-line Tesseract. ``context``: a :class:`~preproc.compare.CandidateContext` to reuse
     loaded models across calls (one is kept per device otherwise).
 
+    ``agree_first``: the candidates read first (those of them in ``candidates``, if at least
+    two); when their readings spell the same text (:func:`agree`) that text is the result
+    and the other candidates are not computed (``VoteResult.early``). Otherwise every
+    candidate is read and the vote is exactly the vote over all of them. Default
+    :data:`AGREE_FIRST`; ``()`` reads every candidate.
+
     Example::
 
-        r = preproc.read_voted(crop)                  # DEFAULT_CANDIDATES: 8 readings, 3 enhancements
-        r.text, r.confidence, r.readings              # readings: name, text, confidence, seconds
+        r = preproc.read_voted(crop)     # DEFAULT_CANDIDATES: 8 readings of 3 enhancements, or 3 of 1
+        r.text, r.confidence, r.readings # readings: name, text, confidence, seconds (the ones read)
+        r.early                          # True when the first three agreed
     """
     from .compare.variants import candidate_fn, candidate_unavailable
 
@@ -395,17 +441,28 @@ def read_voted(
     ctx = context or _context(device)
     rec = recognizer or _default_reader()
     pil = crop if isinstance(crop, Image.Image) else to_pil(load_image(crop))
-    results, readings = [], []
-    for name in candidates:
+    results: dict[int, Any] = {}
+    readings: dict[int, dict[str, Any]] = {}
+
+    def read(i: int) -> None:
         t = time.perf_counter()
-        img = candidate_fn(name, "ocr")(pil, ctx)
-        res = _read(rec, img)
-        results.append(res)
+        res = _read(rec, candidate_fn(candidates[i], "ocr")(pil, ctx))
+        results[i] = res
         conf = res.get("confidence") if isinstance(res, dict) else getattr(res, "confidence", None)
         text = res.get("text") if isinstance(res, dict) else getattr(res, "text", "")
-        readings.append({"name": name, "text": text, "confidence": conf, "seconds": round(time.perf_counter() - t, 4)})
-    text, conf = vote(results, power=power, names=list(candidates))
-    return VoteResult(text, conf, readings, round(time.perf_counter() - t0, 4))
+        readings[i] = {"name": candidates[i], "text": text, "confidence": conf,
+                       "seconds": round(time.perf_counter() - t, 4)}
+
+    first, rest = agree_first_order(candidates, agree_first)
+    for i in first:
+        read(i)
+    early = bool(first) and agree([results[i] for i in first])
+    if not early:
+        for i in rest:
+            read(i)
+    order = sorted(results)
+    text, conf = vote([results[i] for i in order], power=power, names=[candidates[i] for i in order])
+    return VoteResult(text, conf, [readings[i] for i in order], round(time.perf_counter() - t0, 4), early)
 
 
 _CONTEXTS: dict[str, Any] = {}

@@ -105,7 +105,7 @@ def test_the_default_vote_reads_eight_renderings_from_three_enhancements(monkeyp
         return real(image, upscaler, scale)
 
     monkeypatch.setattr(ctx, "upscale", counting)
-    res = read_voted(crop, recognizer=tess, context=ctx)
-    assert [r["name"] for r in res.readings] == list(DEFAULT_CANDIDATES)
+    res = read_voted(crop, recognizer=tess, context=ctx, agree_first=())  # every candidate, no early stop
+    assert [r["name"] for r in res.readings] == list(DEFAULT_CANDIDATES) and not res.early
     assert sorted(calls, key=str) == sorted([("auto", None), ("text-sr-v3", None), ("text-sr", 2.0)], key=str)
     assert res.text

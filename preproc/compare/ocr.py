@@ -13,9 +13,11 @@ split=selection|report`` keeps only that side of the development-set split
 Each recognition stores ``text``, ``confidence`` (0-100) and ``char_conf`` (one confidence
 per character of ``text``), which the multi-candidate modes use: ``select`` (most
 confident reading), ``vote`` (:mod:`preproc.vote`: readings aligned character by
-character, confidence-weighted votes) and ``+guard`` (:func:`preproc.hooks.guard_choice`:
-the enhanced reading only when it is clearly surer than the crop's and agrees with it in
-length and character classes).
+character, confidence-weighted votes; as :func:`preproc.read_voted`, it stops at the
+readings of :data:`preproc.vote.AGREE_FIRST` when they agree and counts only their
+seconds; ``--task-opt vote_early=false`` votes over every candidate) and ``+guard``
+(:func:`preproc.hooks.guard_choice`: the enhanced reading only when it is clearly surer
+than the crop's and agrees with it in length and character classes).
 """
 
 from __future__ import annotations
@@ -32,8 +34,17 @@ from ..hooks import guard_choice
 from ..io import load_image
 from ..metrics import corpus_scores
 from ..recognize.ocr import TesseractOCR
+from ..vote import (
+    AGREE_FIRST,
+    WEIGHTINGS,
+    agree,
+    agree_first_order,
+    char_alternatives,
+    char_confidences,
+    vote,
+    word_confidences,
+)
 from ..vote import DEFAULT_CANDIDATES as VOTE_CANDIDATES
-from ..vote import WEIGHTINGS, char_alternatives, char_confidences, vote, word_confidences
 from .task import CompareTask, Recognition, area_resize, jpeg_roundtrip, spread
 
 
@@ -70,7 +81,7 @@ class OcrTask(CompareTask):
 
     def __init__(self, lang: str = "eng", mode: str | int = "line", engine: str = "auto", split: str = "all",
                  recognizer: str = "tesseract", vote_power: float = 1.0, vote_weighting: str = "char",
-                 vote_alt_weight: float = 0.0, guard_margin: float | None = None):
+                 vote_alt_weight: float = 0.0, guard_margin: float | None = None, vote_early: bool = True):
         from ..train.validate import select_split
 
         select_split([], split)  # validates the name
@@ -88,6 +99,9 @@ class OcrTask(CompareTask):
         self.vote_power = float(vote_power)
         self.vote_weighting = vote_weighting
         self.vote_alt_weight = float(vote_alt_weight)
+        if vote_early not in (True, False):  # --task-opt vote_early=false arrives as a bool (JSON)
+            raise ConfigError(f"vote_early has to be true or false, not {vote_early!r}")
+        self.vote_early = bool(vote_early)
         self.guard_margin = guard_margin if guard_margin is None else float(guard_margin)
         self.recognizer = recognizer
         if recognizer == "rapidocr":
@@ -98,6 +112,11 @@ class OcrTask(CompareTask):
             self.ocr = TesseractOCR(lang, mode, engine)
         # the engine actually used is part of the cache fingerprint (their results differ slightly)
         self._options["engine_used"] = self.ocr.engine
+
+    def combine_options(self) -> dict[str, Any]:
+        return {"vote_power": self.vote_power, "vote_weighting": self.vote_weighting,
+                "vote_alt_weight": self.vote_alt_weight, "vote_early": self.vote_early,
+                "guard_margin": self.guard_margin}
 
     def load(self, dataset: Path, limit: int | None) -> list[Record]:
         from ..train.validate import select_split
@@ -138,6 +157,12 @@ class OcrTask(CompareTask):
         """As :meth:`combine`; ``NAME+guard`` uses the guard rule fitted for backend ``NAME``."""
         if variant.mode == "guard":
             return self._guard(recognitions, backend_of(variant.candidates[0]))
+        if variant.mode == "vote":
+            # as read_voted: the AGREE_FIRST candidates first; when they agree, the rest are not read
+            first, _ = agree_first_order(variant.candidates, AGREE_FIRST if self.vote_early else ())
+            if first and agree([recognitions[i] for i in first]):
+                _, combined = self.combine("vote", [recognitions[i] for i in first])
+                return -1, {**combined, "candidates_used": first}
         return self.combine(variant.mode, recognitions)
 
     def _guard(self, recognitions: Sequence[Recognition], backend: str | None) -> tuple[int, Recognition]:

@@ -148,6 +148,9 @@ def compare(
             elif stale.exists():
                 stale.unlink()
     cache = ResultCache(out_dir / "cache.jsonl" if out_dir else None, fingerprint(settings))
+    combine = tk.combine_options()
+    if combine:  # recorded, not fingerprinted: recognitions do not depend on how they are combined
+        settings["combine_options"] = combine
     ctx = CandidateContext(tk.preset, device=device, dtype=dtype, overrides=dict(overrides or {}))
     sheet_ids = {r.id for r in records[: max(0, sheet_samples)]}
     image_ids = {r.id for r in (records if report_images is None else records[: max(0, report_images)])}
@@ -319,6 +322,9 @@ def combine_sample(
     if v.mode == "single":
         return 0, recs[0], seconds
     idx, combined = tk.combine_variant(v, recs)
+    used = combined.get("candidates_used") if isinstance(combined, dict) else None
+    if used is not None:  # a combination that stopped early (OCR's vote) costs only the candidates it read
+        seconds = sum(float(cache.get((sid, size, q, v.candidates[i]))["seconds"] or 0.0) for i in used)
     return idx, combined, seconds
 
 
@@ -338,7 +344,8 @@ def _row(tk: CompareTask, v: Variant, size: int, q: int | None, records: list[Re
         ok_recs.append(combined)
         seconds.append(secs)
         if v.mode != "single":
-            chosen[v.candidates[idx] if idx >= 0 else v.mode] += 1
+            early = isinstance(combined, dict) and combined.get("candidates_used") is not None
+            chosen[v.candidates[idx] if idx >= 0 else f"{v.mode}, early" if early else v.mode] += 1
     metrics: dict[str, Any] = dict.fromkeys(tk.metrics)
     n = len(ok_records)
     if ok_records:

@@ -64,6 +64,11 @@ class CompareTask(ABC):
         """The task's options (JSON-able): part of the cache fingerprint."""
         return dict(self._options)
 
+    def combine_options(self) -> dict[str, Any]:
+        """Options that change only how candidates are combined (JSON-able): recorded in the
+        report's settings, not in the fingerprint. Empty by default."""
+        return {}
+
     # --- data ----------------------------------------------------------------------
     @abstractmethod
     def load(self, dataset: Path, limit: int | None) -> list[Record]:
