@@ -29,6 +29,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from preproc.compare.cache import ResultCache
 from preproc.datasets import read_manifest
 from preproc.metrics import score_line
 from preproc.vote import DEFAULT_CANDIDATES, agree, vote
@@ -43,16 +44,15 @@ RULES: dict[str, tuple[str, ...]] = {
 
 
 def load_run(run: Path) -> tuple[dict, dict]:
-    """``{(size, jpeg): {id: {candidate: recognition}}}`` and ``{(size, jpeg): {candidate: median seconds}}``."""
+    """``{(size, jpeg): {id: {candidate: recognition}}}`` and ``{(size, jpeg): {candidate: median seconds}}``
+    of a finished compare run (only its own fingerprint's entries: :meth:`ResultCache.of_run`)."""
+    cache, _ = ResultCache.of_run(run)
     recs: dict = defaultdict(lambda: defaultdict(dict))
     secs: dict = defaultdict(lambda: defaultdict(list))
-    for line in (run / "cache.jsonl").read_text(encoding="utf-8").splitlines():
-        obj = json.loads(line)
-        if "key" not in obj or not obj.get("rec"):
-            continue
-        sid, size, jpeg, cand = obj["key"]
-        recs[(size, jpeg)][sid][cand] = obj["rec"]
-        secs[(size, jpeg)][cand].append(float(obj.get("seconds") or 0.0))
+    for (sid, size, jpeg, cand), entry in cache.entries.items():
+        if entry.get("rec"):
+            recs[(size, jpeg)][sid][cand] = entry["rec"]
+            secs[(size, jpeg)][cand].append(float(entry.get("seconds") or 0.0))
     return recs, {k: {c: statistics.median(v) for c, v in d.items()} for k, d in secs.items()}
 
 

@@ -42,7 +42,7 @@ from preproc.compare.ocr import OcrTask
 from preproc.compare.variants import CandidateContext, candidate_fn
 from preproc.gate import otsu_threshold
 from preproc.metrics import score_line
-from preproc.recognize.tesseract_torch import TesseractLSTM, best_path, load_tesseract_lstm
+from preproc.recognize.tesseract_torch import TesseractLSTM, load_tesseract_lstm
 from preproc.vote import DEFAULT_CANDIDATES, vote
 
 MARGIN = 1.0  # crop pixels around the default image's ink box
@@ -106,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
     cands = list(DEFAULT_CANDIDATES)
     fns = [candidate_fn(c, "ocr") for c in cands]
     port = load_tesseract_lstm()
-    decode = lambda lp: best_path(lp.argmax(-1).numpy(), port.null_char, port._char_table)  # noqa: E731
     for setting in args.settings.split(","):
         size, q = setting.split(":")
         jpeg = None if q == "none" else int(q)
@@ -132,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                 "none": reads[cands.index("none")]["text"],
                 "default": reads[cands.index("default")]["text"],
                 "vote": voted,
-                "mean_prob": decode(aligned.exp().mean(0).log()),
-                "mean_logprob": decode(aligned.mean(0)),
+                "mean_prob": port.greedy_decode(aligned.exp().mean(0).log()[:, None])[0],
+                "mean_logprob": port.greedy_decode(aligned.mean(0)[:, None])[0],
                 "rescore_sum": hyps[int(np.argmin(nll.sum(1)))],
                 "rescore_mixture": hyps[int(np.argmin(-np.logaddexp.reduce(-nll, axis=1)))],
             }

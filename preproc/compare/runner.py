@@ -310,7 +310,7 @@ def combine_sample(
 ) -> tuple[int, Recognition, float] | str:
     """``(chosen candidate index, recognition, seconds)`` of variant ``v`` on one sample, or the error text."""
     recs: list[Recognition] = []
-    seconds = 0.0
+    seconds: list[float] = []
     for c in v.candidates:
         entry = cache.get((sid, size, q, c))
         if entry is None:
@@ -318,14 +318,13 @@ def combine_sample(
         if entry["error"] is not None or entry["rec"] is None:
             return f"{c}: {entry['error']}"
         recs.append(entry["rec"])
-        seconds += float(entry["seconds"] or 0.0)
+        seconds.append(float(entry["seconds"] or 0.0))
     if v.mode == "single":
-        return 0, recs[0], seconds
+        return 0, recs[0], seconds[0]
     idx, combined = tk.combine_variant(v, recs)
     used = combined.get("candidates_used") if isinstance(combined, dict) else None
-    if used is not None:  # a combination that stopped early (OCR's vote) costs only the candidates it read
-        seconds = sum(float(cache.get((sid, size, q, v.candidates[i]))["seconds"] or 0.0) for i in used)
-    return idx, combined, seconds
+    # a combination that stopped early (OCR's vote) costs only the candidates it read
+    return idx, combined, sum(seconds[i] for i in used) if used is not None else sum(seconds)
 
 
 def _row(tk: CompareTask, v: Variant, size: int, q: int | None, records: list[Record], cache: ResultCache) -> dict[str, Any]:
